@@ -1,0 +1,59 @@
+# ucprelay — see README.md. Every target either does its work or says why it cannot and fails.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/ucprelay/ucprelay/internal/buildinfo.Version=$(VERSION)
+TOOL      := $(GO) tool -modfile=tools/go.mod
+PKGS      := ./...
+
+.PHONY: build test test-unit lint fmt bench demo kafka-up kafka-down docker helm-lint clean help
+
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/ucprelay
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ucprelay ./cmd/ucprelay
+
+test: ## start real Kafka (fetched with mvn, cached), run every test with -race -shuffle=on, stop Kafka
+	scripts/test.sh
+
+test-unit: ## run the tests that need no broker (-short)
+	$(GO) test -race -shuffle=on -short -count=1 $(PKGS)
+
+lint: ## go vet, staticcheck and golangci-lint (pinned in tools/go.mod)
+	$(GO) vet $(PKGS)
+	$(TOOL) staticcheck $(PKGS)
+	$(TOOL) golangci-lint run $(PKGS)
+
+fmt: ## gofmt and goimports-style formatting
+	gofmt -s -w $$(git ls-files '*.go')
+
+bench: ## micro-benchmarks of the hot path (decode, fold, encode); median of 3 runs
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./pkg/... ./internal/... | tee bench.out
+	$(TOOL) benchstat bench.out
+
+demo: ## the whole flow on an embedded broker with a local validating sink; exits by itself
+	$(GO) run ./cmd/ucprelay demo $(DEMO_ARGS)
+
+kafka-up: ## start the test broker on 127.0.0.1:39092 (then export UCPRELAY_TEST_BROKERS=127.0.0.1:39092)
+	scripts/kafka.sh up
+	@echo "export UCPRELAY_TEST_BROKERS=$$(scripts/kafka.sh brokers)"
+
+kafka-down: ## stop the test broker
+	scripts/kafka.sh down
+
+docker: ## build the container image (needs a Docker engine)
+	@command -v docker >/dev/null || { echo "docker: no docker client on this machine"; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "docker: no Docker engine reachable; build the image where one runs (README, Deployment)"; exit 1; }
+	docker build --build-arg VERSION=$(VERSION) -t ucprelay:$(VERSION) .
+
+helm-lint: ## helm lint + helm template of helm/ucprelay
+	@test -f helm/ucprelay/Chart.yaml || { echo "helm-lint: the chart helm/ucprelay is not written yet (issue 7); nothing to lint"; exit 1; }
+	$(TOOL) helm lint helm/ucprelay
+	$(TOOL) helm template ucprelay helm/ucprelay >/dev/null
+
+clean: ## remove build output (keeps the Kafka jar cache)
+	rm -rf bin bench.out

@@ -1,0 +1,181 @@
+package deadletter
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Stage is where in the pipeline a record failed.
+type Stage string
+
+// Stages.
+const (
+	StageDecode  Stage = "decode"
+	StageFold    Stage = "fold"
+	StageDeliver Stage = "deliver"
+)
+
+// Header names. They are part of the public interface (operators filter on them).
+const (
+	HeaderReason       = "ucprelay.reason"
+	HeaderStage        = "ucprelay.stage"
+	HeaderSourceTopic  = "ucprelay.source.topic"
+	HeaderSourcePart   = "ucprelay.source.partition"
+	HeaderSourceOffset = "ucprelay.source.offset"
+	HeaderPartner      = "ucprelay.partner"
+	HeaderHTTPStatus   = "ucprelay.http.status"
+	HeaderAttempts     = "ucprelay.attempts"
+	HeaderFirstFailure = "ucprelay.failure.first"
+	HeaderLastFailure  = "ucprelay.failure.last"
+	HeaderError        = "ucprelay.error"
+	HeaderRelayVersion = "ucprelay.version"
+)
+
+// maxErrorLen bounds the error text kept in a header.
+const maxErrorLen = 1024
+
+// Record is one dead-lettered item.
+type Record struct {
+	// OrderID is the record key.
+	OrderID string
+	// Reason is a stable snake_case cause, e.g. "corrupt_payload", "http_5xx", "circuit_open".
+	Reason string
+	// Stage is where it failed.
+	Stage Stage
+	// SourceTopic, SourcePartition and SourceOffset locate the input record that led here.
+	SourceTopic     string
+	SourcePartition int32
+	SourceOffset    int64
+	// Partner is the partner id, when known.
+	Partner string
+	// HTTPStatus is the partner's last answer, 0 when there was none.
+	HTTPStatus int
+	// Attempts is the number of delivery attempts made.
+	Attempts int
+	// FirstFailure and LastFailure bound the failures; zero when not a delivery failure.
+	FirstFailure, LastFailure time.Time
+	// Error is the error text. It is redacted by the writer before it is written.
+	Error string
+	// RelayVersion is the version of the ucprelay that wrote it.
+	RelayVersion string
+	// Value is the original input bytes, or a JSON [Reference] for delivery failures.
+	Value []byte
+}
+
+// Reference is the value of a delivery failure's record: which snapshot failed. Replay
+// rebuilds the order's current snapshot instead of resending this one (P2).
+type Reference struct {
+	OrderID         string `json:"order_id"`
+	Partner         string `json:"partner_id,omitempty"`
+	SnapshotVersion int64  `json:"snapshot_version"`
+	WebhookID       string `json:"webhook_id,omitempty"`
+}
+
+// EncodeReference returns the JSON value of a delivery failure.
+func EncodeReference(r Reference) []byte {
+	b, _ := json.Marshal(r) // a struct of strings and ints always marshals
+	return b
+}
+
+// ToKafka builds the Kafka record for topic, with secrets removed from the error text.
+func (r Record) ToKafka(topic string, secrets ...string) *kgo.Record {
+	h := []kgo.RecordHeader{
+		{Key: HeaderReason, Value: []byte(r.Reason)},
+		{Key: HeaderStage, Value: []byte(r.Stage)},
+		{Key: HeaderSourceTopic, Value: []byte(r.SourceTopic)},
+		{Key: HeaderSourcePart, Value: []byte(strconv.FormatInt(int64(r.SourcePartition), 10))},
+		{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(r.SourceOffset, 10))},
+		{Key: HeaderRelayVersion, Value: []byte(r.RelayVersion)},
+	}
+	add := func(k, v string) {
+		if v != "" {
+			h = append(h, kgo.RecordHeader{Key: k, Value: []byte(v)})
+		}
+	}
+	add(HeaderPartner, r.Partner)
+	if r.HTTPStatus != 0 {
+		add(HeaderHTTPStatus, strconv.Itoa(r.HTTPStatus))
+	}
+	if r.Attempts != 0 {
+		add(HeaderAttempts, strconv.Itoa(r.Attempts))
+	}
+	if !r.FirstFailure.IsZero() {
+		add(HeaderFirstFailure, r.FirstFailure.UTC().Format(time.RFC3339Nano))
+	}
+	if !r.LastFailure.IsZero() {
+		add(HeaderLastFailure, r.LastFailure.UTC().Format(time.RFC3339Nano))
+	}
+	add(HeaderError, Redact(r.Error, maxErrorLen, secrets...))
+	return &kgo.Record{Topic: topic, Key: []byte(r.OrderID), Value: r.Value, Headers: h}
+}
+
+// ErrNotDeadLetter means a record lacks the headers of a dead-letter record.
+var ErrNotDeadLetter = errors.New("deadletter: not a dead-letter record")
+
+// FromKafka parses a record read from the dead-letter topic.
+func FromKafka(kr *kgo.Record) (Record, error) {
+	r := Record{OrderID: string(kr.Key), Value: kr.Value}
+	var err error
+	for _, h := range kr.Headers {
+		v := string(h.Value)
+		switch h.Key {
+		case HeaderReason:
+			r.Reason = v
+		case HeaderStage:
+			r.Stage = Stage(v)
+		case HeaderSourceTopic:
+			r.SourceTopic = v
+		case HeaderSourcePart:
+			p, perr := strconv.ParseInt(v, 10, 32)
+			r.SourcePartition, err = int32(p), errors.Join(err, perr)
+		case HeaderSourceOffset:
+			o, perr := strconv.ParseInt(v, 10, 64)
+			r.SourceOffset, err = o, errors.Join(err, perr)
+		case HeaderPartner:
+			r.Partner = v
+		case HeaderHTTPStatus:
+			s, perr := strconv.Atoi(v)
+			r.HTTPStatus, err = s, errors.Join(err, perr)
+		case HeaderAttempts:
+			a, perr := strconv.Atoi(v)
+			r.Attempts, err = a, errors.Join(err, perr)
+		case HeaderFirstFailure:
+			t, perr := time.Parse(time.RFC3339Nano, v)
+			r.FirstFailure, err = t, errors.Join(err, perr)
+		case HeaderLastFailure:
+			t, perr := time.Parse(time.RFC3339Nano, v)
+			r.LastFailure, err = t, errors.Join(err, perr)
+		case HeaderError:
+			r.Error = v
+		case HeaderRelayVersion:
+			r.RelayVersion = v
+		}
+	}
+	if r.Reason == "" || r.Stage == "" {
+		return r, fmt.Errorf("%w: topic %s partition %d offset %d", ErrNotDeadLetter, kr.Topic, kr.Partition, kr.Offset)
+	}
+	if err != nil {
+		return r, fmt.Errorf("deadletter: bad header in %s/%d@%d: %w", kr.Topic, kr.Partition, kr.Offset, err)
+	}
+	return r, nil
+}
+
+// Redact replaces every occurrence of each non-empty secret in text by "[REDACTED]" and
+// truncates the result to at most max bytes.
+func Redact(text string, max int, secrets ...string) string {
+	for _, s := range secrets {
+		if s != "" {
+			text = strings.ReplaceAll(text, s, "[REDACTED]")
+		}
+	}
+	if len(text) > max {
+		text = text[:max]
+	}
+	return text
+}

@@ -1,0 +1,140 @@
+package webhook
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxRetryAfterSeconds keeps an absurd Retry-After from overflowing a Duration; callers
+// cap it further by policy.
+const maxRetryAfterSeconds = 7 * 24 * 3600
+
+// Class tells the caller what to do with an answer or failure.
+type Class int
+
+const (
+	// Success: the partner acknowledged the snapshot (2xx).
+	Success Class = iota
+	// Retryable: try again after a backoff (timeouts, connection errors, 408, 425, 429, 5xx).
+	Retryable
+	// Permanent: the snapshot will never be accepted as sent (other 4xx); dead-letter it.
+	Permanent
+	// Credentials: 401 or 403. The endpoint rejects our credentials or signature for every
+	// order alike; feed the breaker and alert instead of dead-lettering each order.
+	Credentials
+)
+
+func (c Class) String() string {
+	switch c {
+	case Success:
+		return "success"
+	case Retryable:
+		return "retryable"
+	case Permanent:
+		return "permanent"
+	case Credentials:
+		return "credentials"
+	}
+	return fmt.Sprintf("class(%d)", int(c))
+}
+
+// ClassifyStatus maps an HTTP status code to its [Class].
+func ClassifyStatus(status int) Class {
+	switch {
+	case status >= 200 && status < 300:
+		return Success
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return Credentials
+	case status == http.StatusRequestTimeout, status == http.StatusTooEarly,
+		status == http.StatusTooManyRequests, status == http.StatusFailedDependency, status >= 500:
+		return Retryable
+	default:
+		return Permanent
+	}
+}
+
+// maxErrorText bounds how much of a partner's error answer is kept.
+const maxErrorText = 512
+
+// StatusError is a non-2xx answer from the partner.
+type StatusError struct {
+	// Status is the HTTP status code.
+	Status int
+	// RetryAfter is the partner's Retry-After, zero when absent or unparsable.
+	RetryAfter time.Duration
+	// Text is the start of the answer body (at most 512 bytes), for the dead-letter record.
+	Text string
+}
+
+func (e *StatusError) Error() string {
+	if e.Text == "" {
+		return fmt.Sprintf("webhook: partner answered %d", e.Status)
+	}
+	return fmt.Sprintf("webhook: partner answered %d: %s", e.Status, e.Text)
+}
+
+// Class returns the behaviour class of the status.
+func (e *StatusError) Class() Class { return ClassifyStatus(e.Status) }
+
+// TransportError is a failure to get any answer: connection refused or reset, timeout,
+// DNS or TLS failure. Always retryable. Its text never contains the request URL, so an
+// API key sent as a query parameter cannot leak through it (P7).
+type TransportError struct {
+	// Op is what failed, e.g. "post".
+	Op  string
+	Err error
+}
+
+func (e *TransportError) Error() string { return "webhook: " + e.Op + ": " + e.Err.Error() }
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// Class returns [Retryable].
+func (e *TransportError) Class() Class { return Retryable }
+
+// Classify returns the class of an error returned by [Sender.Send]: [Success] for nil,
+// the class of a [StatusError] or [TransportError], and [Permanent] for anything else
+// (a request that cannot be built will not build on the next try either).
+func Classify(err error) Class {
+	if err == nil {
+		return Success
+	}
+	var c interface{ Class() Class }
+	if errors.As(err, &c) {
+		return c.Class()
+	}
+	return Permanent
+}
+
+// RetryAfterOf returns the Retry-After carried by err, or zero.
+func RetryAfterOf(err error) time.Duration {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.RetryAfter
+	}
+	return 0
+}
+
+// ParseRetryAfter reads a Retry-After value in either form of RFC 9110: delay seconds or
+// an HTTP date. It returns zero for an empty, negative or unparsable value.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(min(secs, maxRetryAfterSeconds)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}

@@ -1,0 +1,209 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// DefaultPathTemplate is the UCP order webhook path; {partner_id} is replaced by the
+// endpoint's partner id. Google's host adds a version prefix ("/v1" + this).
+const DefaultPathTemplate = "/webhooks/partners/{partner_id}/events/order"
+
+// DefaultAPIKeyHeader is the header Google reads the API key from.
+const DefaultAPIKeyHeader = "X-Goog-Api-Key"
+
+// Endpoint is one partner's order webhook.
+type Endpoint struct {
+	// Partner is the partner id that fills {partner_id} in PathTemplate.
+	Partner string
+	// BaseURL is scheme and authority, optionally with a path prefix, e.g.
+	// "https://shoppingdataintegration.googleapis.com/v1".
+	BaseURL string
+	// PathTemplate is appended to BaseURL. Default [DefaultPathTemplate].
+	PathTemplate string
+	// APIKey is sent in APIKeyHeader, or in the APIKeyQuery parameter when that is set.
+	APIKey Secret
+	// APIKeyHeader names the key's header. Default [DefaultAPIKeyHeader].
+	APIKeyHeader string
+	// APIKeyQuery, when set (Google accepts "key"), sends the key as this query parameter
+	// instead of a header.
+	APIKeyQuery string
+}
+
+// URL returns the endpoint's URL without credentials: safe to log.
+func (e *Endpoint) URL() (*url.URL, error) {
+	if e.Partner == "" {
+		return nil, errors.New("webhook: endpoint has no partner id")
+	}
+	base, err := url.Parse(e.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("webhook: base url of partner %q: %w", e.Partner, err)
+	}
+	if base.Scheme != "http" && base.Scheme != "https" || base.Host == "" {
+		return nil, fmt.Errorf("webhook: base url of partner %q must be http(s)://host[/prefix]", e.Partner)
+	}
+	if base.User != nil || base.RawQuery != "" {
+		return nil, fmt.Errorf("webhook: base url of partner %q must carry no user info or query; configure the key as api_key", e.Partner)
+	}
+	tmpl := e.PathTemplate
+	if tmpl == "" {
+		tmpl = DefaultPathTemplate
+	}
+	if !strings.Contains(tmpl, "{partner_id}") {
+		return nil, fmt.Errorf("webhook: path template %q has no {partner_id}", tmpl)
+	}
+	u := *base
+	u.Path = strings.TrimSuffix(base.Path, "/") + strings.ReplaceAll(tmpl, "{partner_id}", e.Partner)
+	u.RawPath = strings.TrimSuffix(base.EscapedPath(), "/") + strings.ReplaceAll(tmpl, "{partner_id}", url.PathEscape(e.Partner))
+	return &u, nil
+}
+
+// Request is one POST of an order snapshot.
+type Request struct {
+	// Body is sent exactly as given.
+	Body []byte
+	// Header holds the snapshot's headers (Webhook-Id, signatures ...). Content-Type
+	// defaults to application/json; the API key header is added by [Sender.Send].
+	Header http.Header
+}
+
+// Response is a partner's 2xx answer.
+type Response struct {
+	// Status is the HTTP status code.
+	Status int
+	// Duration is how long the attempt took.
+	Duration time.Duration
+}
+
+// Sender posts snapshots over one shared, connection-reusing HTTP client.
+type Sender struct {
+	client         *http.Client
+	attemptTimeout time.Duration
+}
+
+// SenderOption configures a [Sender].
+type SenderOption func(*Sender)
+
+// WithHTTPClient sets the HTTP client. Default: a client with its own transport that keeps
+// up to 256 idle connections per host (one per concurrent delivery), HTTP/2 when the
+// partner offers it, and system TLS roots.
+func WithHTTPClient(c *http.Client) SenderOption { return func(s *Sender) { s.client = c } }
+
+// WithAttemptTimeout bounds one attempt, from dialling to the end of the answer. Default 10s.
+func WithAttemptTimeout(d time.Duration) SenderOption {
+	return func(s *Sender) { s.attemptTimeout = d }
+}
+
+// NewTransport returns the default transport: keep-alive with enough idle connections per
+// host for many concurrent deliveries to one partner.
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	t.ForceAttemptHTTP2 = true
+	return t
+}
+
+// NewSender returns a Sender.
+func NewSender(opts ...SenderOption) (*Sender, error) {
+	s := &Sender{attemptTimeout: 10 * time.Second}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.client == nil {
+		s.client = &http.Client{Transport: NewTransport()}
+	}
+	if s.attemptTimeout <= 0 {
+		return nil, errors.New("webhook: attempt timeout must be positive")
+	}
+	return s, nil
+}
+
+// Send makes one attempt to POST req to ep. It returns the 2xx [Response], or an error
+// classified by [Classify]: a [*StatusError] for any other answer, a [*TransportError]
+// when no answer came. Errors never contain the API key.
+func (s *Sender) Send(ctx context.Context, ep *Endpoint, req Request) (Response, error) {
+	u, err := ep.URL()
+	if err != nil {
+		return Response{}, err
+	}
+	if ep.APIKeyQuery != "" && !ep.APIKey.IsZero() {
+		q := u.Query()
+		q.Set(ep.APIKeyQuery, ep.APIKey.Reveal())
+		u.RawQuery = q.Encode()
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.attemptTimeout)
+	defer cancel()
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(req.Body))
+	if err != nil {
+		return Response{}, fmt.Errorf("webhook: build request for partner %q: %w", ep.Partner, err)
+	}
+	for k, vs := range req.Header {
+		hr.Header[k] = vs
+	}
+	if hr.Header.Get("Content-Type") == "" {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	if ep.APIKeyQuery == "" && !ep.APIKey.IsZero() {
+		name := ep.APIKeyHeader
+		if name == "" {
+			name = DefaultAPIKeyHeader
+		}
+		hr.Header.Set(name, ep.APIKey.Reveal())
+	}
+	start := time.Now()
+	resp, err := s.client.Do(hr)
+	if err != nil {
+		return Response{}, &TransportError{Op: "post to partner " + ep.Partner, Err: stripURL(err)}
+	}
+	defer resp.Body.Close()
+	text, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorText+1))
+	// Drain a little more so the connection can be reused; give up on huge answers.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return Response{Status: resp.StatusCode, Duration: time.Since(start)}, nil
+	}
+	if rerr != nil && len(text) == 0 {
+		text = []byte("(answer body unreadable: " + stripURL(rerr).Error() + ")")
+	}
+	return Response{}, &StatusError{
+		Status:     resp.StatusCode,
+		RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		Text:       truncate(strings.TrimSpace(string(text)), maxErrorText),
+	}
+}
+
+// stripURL removes the request URL, which can carry the API key as a query parameter,
+// from net/http's errors while keeping the cause (timeout, reset ...).
+func stripURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		var ne net.Error
+		if errors.As(ue.Err, &ne) && ne.Timeout() {
+			return fmt.Errorf("timeout: %w", ue.Err)
+		}
+		return ue.Err
+	}
+	return err
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
+}
