@@ -1,0 +1,212 @@
+// Package avrocodec decodes and encodes order-domain events (pkg/orderevents) as Avro,
+// with the schemas of package avro as the reader's view.
+//
+// Each record's framing is detected from its first bytes: the Confluent wire format
+// (0x00 + 4-byte big-endian schema id, the writer schema fetched from a
+// Confluent-compatible schema registry with franz-go's sr client and cached) or Avro
+// single-object encoding (0xC3 0x01 + 8-byte little-endian CRC-64-AVRO fingerprint, the
+// writer schema looked up among the known schemas). The datum is decoded with the
+// writer's schema and mapped onto Go values by field name, so producers on an older or
+// newer compatible schema are read correctly. Failures are [*DecodeError]s that carry a
+// stable dead-letter reason.
+package avrocodec
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/linkedin/goavro/v2"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/ucprelay/ucprelay/avro"
+	"github.com/ucprelay/ucprelay/pkg/orderevents"
+)
+
+// Registry is the part of *sr.Client the codec uses.
+type Registry interface {
+	SchemaByID(ctx context.Context, id int) (sr.Schema, error)
+	RegisterSchema(ctx context.Context, subject string, s sr.Schema, id, version int) (int, error)
+}
+
+// Codec decodes and encodes order events. Safe for concurrent use.
+type Codec struct {
+	reg    Registry
+	own    *goavro.Codec // the current schema of package avro
+	byFP   map[uint64]*goavro.Codec
+	mu     sync.RWMutex
+	byID   map[int]*goavro.Codec
+	regIDs map[string]int // subject → id of our schema
+}
+
+// Option configures a Codec.
+type Option func(*Codec) error
+
+// WithRegistry resolves Confluent schema ids through reg. Default: none, and records in
+// the Confluent wire format fail with [ReasonRegistryUnavailable].
+func WithRegistry(reg Registry) Option {
+	return func(c *Codec) error { c.reg = reg; return nil }
+}
+
+// WithKnownSchemas adds writer schemas recognised by fingerprint in single-object
+// encoding, e.g. older versions of avro.OrderEvent still in use by producers. Default:
+// only the current avro.OrderEvent.
+func WithKnownSchemas(schemas ...string) Option {
+	return func(c *Codec) error {
+		for _, s := range schemas {
+			wc, err := goavro.NewCodec(s)
+			if err != nil {
+				return fmt.Errorf("avrocodec: known schema: %w", err)
+			}
+			c.byFP[wc.Rabin] = wc
+		}
+		return nil
+	}
+}
+
+// New returns a Codec.
+func New(opts ...Option) (*Codec, error) {
+	own, err := goavro.NewCodec(avro.OrderEvent)
+	if err != nil {
+		return nil, fmt.Errorf("avrocodec: embedded schema: %w", err)
+	}
+	c := &Codec{own: own, byFP: map[uint64]*goavro.Codec{own.Rabin: own}, byID: map[int]*goavro.Codec{}, regIDs: map[string]int{}}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+const (
+	confluentMagic = 0x00
+	soeMagic0      = 0xC3
+	soeMagic1      = 0x01
+)
+
+// Decode turns a record value into a validated event.
+func (c *Codec) Decode(ctx context.Context, value []byte) (ev orderevents.Event, err error) {
+	// goavro guards its own decoding, but a mapping bug must never take the relay down
+	// with one bad record: turn a panic into a dead-letter reason.
+	defer func() {
+		if r := recover(); r != nil {
+			err = decodeErr(ReasonCorruptPayload, "panic while decoding: %v", r)
+		}
+	}()
+	wc, body, err := c.writerCodec(ctx, value)
+	if err != nil {
+		return ev, err
+	}
+	native, rest, err := wc.NativeFromBinary(body)
+	if err != nil {
+		return ev, decodeErr(ReasonCorruptPayload, "%v", err)
+	}
+	if len(rest) != 0 {
+		return ev, decodeErr(ReasonCorruptPayload, "%d bytes after the datum", len(rest))
+	}
+	return fromNative(native)
+}
+
+func (c *Codec) writerCodec(ctx context.Context, value []byte) (*goavro.Codec, []byte, error) {
+	switch {
+	case len(value) >= 5 && value[0] == confluentMagic:
+		id := int(binary.BigEndian.Uint32(value[1:5]))
+		wc, err := c.byRegistryID(ctx, id)
+		return wc, value[5:], err
+	case len(value) >= 10 && value[0] == soeMagic0 && value[1] == soeMagic1:
+		fp := binary.LittleEndian.Uint64(value[2:10])
+		wc, ok := c.byFP[fp]
+		if !ok {
+			return nil, nil, decodeErr(ReasonUnknownFingerprint, "no known schema has fingerprint %016x", fp)
+		}
+		return wc, value[10:], nil
+	}
+	n := min(len(value), 4)
+	return nil, nil, decodeErr(ReasonUnknownFraming, "value starts with % x: neither Confluent wire format nor Avro single-object encoding", value[:n])
+}
+
+func (c *Codec) byRegistryID(ctx context.Context, id int) (*goavro.Codec, error) {
+	c.mu.RLock()
+	wc, ok := c.byID[id]
+	c.mu.RUnlock()
+	if ok {
+		return wc, nil
+	}
+	if c.reg == nil {
+		return nil, decodeErr(ReasonRegistryUnavailable, "schema id %d: no schema registry configured", id)
+	}
+	s, err := c.reg.SchemaByID(ctx, id)
+	if err != nil {
+		var re *sr.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+			return nil, decodeErr(ReasonUnknownSchemaID, "schema id %d: %v", id, err)
+		}
+		return nil, decodeErr(ReasonRegistryUnavailable, "schema id %d: %v", id, err)
+	}
+	if s.Type != sr.TypeAvro {
+		return nil, decodeErr(ReasonUnknownSchemaID, "schema id %d is %s, not Avro", id, s.Type)
+	}
+	wc, err = goavro.NewCodec(s.Schema)
+	if err != nil {
+		return nil, decodeErr(ReasonUnknownSchemaID, "schema id %d does not parse: %v", id, err)
+	}
+	c.mu.Lock()
+	c.byID[id] = wc
+	c.mu.Unlock()
+	return wc, nil
+}
+
+// EncodeSingleObject encodes ev in Avro single-object encoding with the current schema.
+func (c *Codec) EncodeSingleObject(ev orderevents.Event) ([]byte, error) {
+	n, err := toNative(ev)
+	if err != nil {
+		return nil, err
+	}
+	b, err := c.own.SingleFromNative(nil, n)
+	if err != nil {
+		return nil, fmt.Errorf("avrocodec: encode event %s: %w", ev.ID, err)
+	}
+	return b, nil
+}
+
+// Register registers the current schema under subject (once per subject and codec) and
+// returns its schema id.
+func (c *Codec) Register(ctx context.Context, subject string) (int, error) {
+	c.mu.RLock()
+	id, ok := c.regIDs[subject]
+	c.mu.RUnlock()
+	if ok {
+		return id, nil
+	}
+	if c.reg == nil {
+		return 0, errors.New("avrocodec: no schema registry configured")
+	}
+	id, err := c.reg.RegisterSchema(ctx, subject, sr.Schema{Schema: avro.OrderEvent, Type: sr.TypeAvro}, -1, -1)
+	if err != nil {
+		return 0, fmt.Errorf("avrocodec: register schema under %s: %w", subject, err)
+	}
+	c.mu.Lock()
+	c.regIDs[subject] = id
+	c.byID[id] = c.own
+	c.mu.Unlock()
+	return id, nil
+}
+
+// EncodeConfluent encodes ev in the Confluent wire format under schema id (see Register).
+func (c *Codec) EncodeConfluent(id int, ev orderevents.Event) ([]byte, error) {
+	n, err := toNative(ev)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 5, 256)
+	binary.BigEndian.PutUint32(buf[1:5], uint32(id))
+	b, err := c.own.BinaryFromNative(buf, n)
+	if err != nil {
+		return nil, fmt.Errorf("avrocodec: encode event %s: %w", ev.ID, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,195 @@
+package avrocodec_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/ucprelay/ucprelay/avro"
+	"github.com/ucprelay/ucprelay/internal/gen"
+	"github.com/ucprelay/ucprelay/internal/schemaregistry"
+	"github.com/ucprelay/ucprelay/pkg/avrocodec"
+	"github.com/ucprelay/ucprelay/pkg/orderevents"
+)
+
+func registry(t *testing.T) *sr.Client {
+	t.Helper()
+	srv := httptest.NewServer(schemaregistry.New())
+	t.Cleanup(srv.Close)
+	cl, err := sr.NewClient(sr.URLs(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+func sample() orderevents.Event {
+	return gen.Placed("ord_1", "google", 7, time.Date(2026, 9, 15, 14, 3, 12, 0, time.UTC))
+}
+
+func TestRoundTripBothFramings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	reg := registry(t)
+	enc, err := avrocodec.New(avrocodec.WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := avrocodec.New(avrocodec.WithRegistry(reg)) // a fresh cache: ids resolved through the registry
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := sample()
+	id, err := enc.Register(ctx, avro.Subject("orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := enc.Register(ctx, avro.Subject("orders")); again != id {
+		t.Fatalf("register not idempotent: %d then %d", id, again)
+	}
+	conf, err := enc.EncodeConfluent(id, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	soe, err := enc.EncodeSingleObject(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conf[0] != 0 || binary.BigEndian.Uint32(conf[1:5]) != uint32(id) || soe[0] != 0xC3 || soe[1] != 0x01 {
+		t.Fatalf("framing: % x / % x", conf[:5], soe[:2])
+	}
+	for name, b := range map[string][]byte{"confluent": conf, "single-object": soe} {
+		got, err := dec.Decode(ctx, b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, ev) {
+			t.Fatalf("%s: round trip changed the event:\n got %+v\nwant %+v", name, got, ev)
+		}
+	}
+}
+
+// A producer on a newer schema (an extra optional field, an extra payload kind) is read
+// by field name; its unknown kind is a typed error, not a crash.
+func TestNewerWriterSchema(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	reg := registry(t)
+	v2 := strings.Replace(avro.OrderEvent,
+		`{"name": "partner_id",`,
+		`{"name": "tenant", "type": ["null", "string"], "default": null},
+    {"name": "partner_id",`, 1)
+	v2 = strings.Replace(v2, `    ], "doc": "What happened.`, `    ,{"type": "record", "name": "GiftWrapped", "fields": [{"name": "note", "type": "string"}]}
+    ], "doc": "What happened.`, 1)
+	id, err := reg.RegisterSchema(ctx, "orders-value", sr.Schema{Schema: v2, Type: sr.TypeAvro}, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := avrocodec.New(avrocodec.WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Encode with the v2 schema by hand through a codec that knows it.
+	ev := sample()
+	good, err := encodeWith(v2, id, ev, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.Decode(ctx, good)
+	if err != nil {
+		t.Fatalf("newer writer: %v", err)
+	}
+	if !reflect.DeepEqual(got, ev) {
+		t.Fatalf("newer writer changed the event")
+	}
+	unknown, err := encodeWith(v2, id, ev, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.Decode(ctx, unknown)
+	if avrocodec.ReasonOf(err) != avrocodec.ReasonUnknownEventType {
+		t.Fatalf("unknown branch: want %s, got %v", avrocodec.ReasonUnknownEventType, err)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	reg := registry(t)
+	c, err := avrocodec.New(avrocodec.WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noReg, err := avrocodec.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	soe, _ := c.EncodeSingleObject(sample())
+	id, _ := c.Register(ctx, "orders-value")
+	conf, _ := c.EncodeConfluent(id, sample())
+	bad := sample()
+	bad.Payload = orderevents.OrderPlaced{CheckoutID: "c", PermalinkURL: "https://x"}
+	invalid, _ := c.EncodeSingleObject(bad)
+	unknownFP := append([]byte{0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8}, soe[10:]...)
+	unknownID := append([]byte{0, 0, 0, 0x30, 0x39}, conf[5:]...)
+	cases := []struct {
+		name      string
+		c         *avrocodec.Codec
+		in        []byte
+		reason    string
+		transient bool
+	}{
+		{"empty", c, nil, avrocodec.ReasonUnknownFraming, false},
+		{"json", c, []byte(`{"id":1}`), avrocodec.ReasonUnknownFraming, false},
+		{"unknown fingerprint", c, unknownFP, avrocodec.ReasonUnknownFingerprint, false},
+		{"unknown schema id", c, unknownID, avrocodec.ReasonUnknownSchemaID, false},
+		{"truncated", c, soe[:len(soe)/2], avrocodec.ReasonCorruptPayload, false},
+		{"trailing bytes", c, append(append([]byte{}, soe...), 0, 0), avrocodec.ReasonCorruptPayload, false},
+		{"invalid event", c, invalid, avrocodec.ReasonInvalidEvent, false},
+		{"no registry", noReg, conf, avrocodec.ReasonRegistryUnavailable, true},
+	}
+	for _, tc := range cases {
+		_, err := tc.c.Decode(ctx, tc.in)
+		var de *avrocodec.DecodeError
+		if !errors.As(err, &de) || de.Reason != tc.reason || de.Transient() != tc.transient {
+			t.Errorf("%s: want %s (transient %v), got %v", tc.name, tc.reason, tc.transient, err)
+		}
+	}
+	// A registry that cannot be reached is transient: the record must not be dead-lettered.
+	deadReg, _ := sr.NewClient(sr.URLs("http://127.0.0.1:1"))
+	c2, _ := avrocodec.New(avrocodec.WithRegistry(deadReg))
+	if _, err := c2.Decode(ctx, conf); avrocodec.ReasonOf(err) != avrocodec.ReasonRegistryUnavailable {
+		t.Errorf("unreachable registry: got %v", err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	c, err := avrocodec.New()
+	if err != nil {
+		f.Fatal(err)
+	}
+	soe, _ := c.EncodeSingleObject(sample())
+	f.Add(soe)
+	f.Add(soe[:20])
+	f.Add([]byte{0, 0, 0, 0, 1, 2})
+	f.Add([]byte{0xC3, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, err := c.Decode(context.Background(), b)
+		if err == nil {
+			if verr := ev.Validate(); verr != nil {
+				t.Fatalf("decoded an invalid event: %v", verr)
+			}
+			return
+		}
+		if avrocodec.ReasonOf(err) == "" {
+			t.Fatalf("untyped error: %v", err)
+		}
+	})
+}

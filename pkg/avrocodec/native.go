@@ -1,0 +1,236 @@
+package avrocodec
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/linkedin/goavro/v2"
+
+	"github.com/ucprelay/ucprelay/pkg/orderevents"
+)
+
+const namespace = "dev.ucprelay.order.v1."
+
+// rec reads fields of a decoded Avro record by name. A field the writer's schema lacks
+// reads as its zero value (the reader's default), a field our types lack is ignored:
+// that is what makes older and newer compatible writers work. A field present with the
+// wrong shape is recorded as the first error.
+type rec struct {
+	m    map[string]any
+	path string
+	err  *error
+}
+
+func (r rec) fail(field, format string, args ...any) {
+	if *r.err == nil {
+		*r.err = decodeErr(ReasonCorruptPayload, "%s.%s: %s", r.path, field, fmt.Sprintf(format, args...))
+	}
+}
+
+func (r rec) str(field string) string {
+	switch v := r.m[field].(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case map[string]any: // union ["null","string"]
+		if s, ok := v["string"].(string); ok {
+			return s
+		}
+	}
+	r.fail(field, "not a string: %T", r.m[field])
+	return ""
+}
+
+func (r rec) long(field string) int64 {
+	switch v := r.m[field].(type) {
+	case nil:
+		return 0
+	case int64:
+		return v
+	case int32:
+		return int64(v)
+	}
+	r.fail(field, "not a long: %T", r.m[field])
+	return 0
+}
+
+func (r rec) time(field string) time.Time {
+	switch v := r.m[field].(type) {
+	case time.Time:
+		return v.UTC()
+	case int64:
+		return time.UnixMilli(v).UTC()
+	}
+	r.fail(field, "not a timestamp: %T", r.m[field])
+	return time.Time{}
+}
+
+func (r rec) record(field string) rec {
+	m, ok := r.m[field].(map[string]any)
+	if !ok && r.m[field] != nil {
+		r.fail(field, "not a record: %T", r.m[field])
+	}
+	return rec{m: m, path: r.path + "." + field, err: r.err}
+}
+
+func (r rec) each(field string, fn func(rec)) {
+	switch v := r.m[field].(type) {
+	case nil:
+	case []any:
+		for i, x := range v {
+			m, ok := x.(map[string]any)
+			if !ok {
+				r.fail(field, "item %d not a record: %T", i, x)
+				return
+			}
+			fn(rec{m: m, path: fmt.Sprintf("%s.%s[%d]", r.path, field, i), err: r.err})
+		}
+	default:
+		r.fail(field, "not an array: %T", v)
+	}
+}
+
+func fromNative(native any) (orderevents.Event, error) {
+	var err error
+	m, ok := native.(map[string]any)
+	if !ok {
+		return orderevents.Event{}, decodeErr(ReasonCorruptPayload, "datum is %T, not a record", native)
+	}
+	r := rec{m: m, path: "OrderEvent", err: &err}
+	ev := orderevents.Event{
+		ID: r.str("event_id"), OrderID: r.str("order_id"), OccurredAt: r.time("occurred_at"),
+		Source: r.str("source"), PartnerID: r.str("partner_id"),
+	}
+	union, ok := m["payload"].(map[string]any)
+	if !ok || len(union) != 1 {
+		return ev, decodeErr(ReasonCorruptPayload, "payload is %T, not a union value", m["payload"])
+	}
+	for name, v := range union {
+		pm, ok := v.(map[string]any)
+		if !ok {
+			return ev, decodeErr(ReasonCorruptPayload, "payload branch %s is %T", name, v)
+		}
+		p := rec{m: pm, path: "payload", err: &err}
+		switch short := name[strings.LastIndexByte(name, '.')+1:]; short {
+		case "OrderPlaced":
+			ev.Payload = orderPlaced(p)
+		default:
+			return ev, decodeErr(ReasonUnknownEventType, "event %s has payload %s, which this version does not know", ev.ID, name)
+		}
+	}
+	if err != nil {
+		return ev, err
+	}
+	if err := ev.Validate(); err != nil {
+		return ev, &DecodeError{Reason: ReasonInvalidEvent, Err: err}
+	}
+	return ev, nil
+}
+
+func orderPlaced(p rec) orderevents.OrderPlaced {
+	o := orderevents.OrderPlaced{
+		CheckoutID: p.str("checkout_id"), PermalinkURL: p.str("permalink_url"),
+		Label: p.str("label"), Currency: p.str("currency"), Totals: totals(p, "totals"),
+	}
+	p.each("line_items", func(l rec) {
+		it := l.record("item")
+		o.LineItems = append(o.LineItems, orderevents.PlacedLine{
+			ID: l.str("id"), ParentID: l.str("parent_id"), Quantity: l.long("quantity"), Totals: totals(l, "totals"),
+			Item: orderevents.Item{ID: it.str("id"), Title: it.str("title"), Price: it.long("price"), ImageURL: it.str("image_url")},
+		})
+	})
+	p.each("expectations", func(x rec) {
+		d := x.record("destination")
+		o.Expectations = append(o.Expectations, orderevents.Expectation{
+			ID: x.str("id"), Lines: lineQuantities(x, "lines"), MethodType: x.str("method_type"),
+			Description: x.str("description"), FulfillableOn: x.str("fulfillable_on"),
+			Destination: orderevents.Address{
+				FullName: d.str("full_name"), FirstName: d.str("first_name"), LastName: d.str("last_name"),
+				StreetAddress: d.str("street_address"), ExtendedAddress: d.str("extended_address"),
+				Locality: d.str("locality"), Region: d.str("region"), PostalCode: d.str("postal_code"),
+				Country: d.str("country"), PhoneNumber: d.str("phone_number"),
+			},
+		})
+	})
+	return o
+}
+
+func totals(r rec, field string) []orderevents.Total {
+	var out []orderevents.Total
+	r.each(field, func(t rec) {
+		out = append(out, orderevents.Total{Type: t.str("type"), Amount: t.long("amount"), DisplayText: t.str("display_text")})
+	})
+	return out
+}
+
+func lineQuantities(r rec, field string) []orderevents.LineQuantity {
+	var out []orderevents.LineQuantity
+	r.each(field, func(q rec) {
+		out = append(out, orderevents.LineQuantity{LineID: q.str("line_id"), Quantity: q.long("quantity")})
+	})
+	return out
+}
+
+// optional is the native value of a ["null","string"] union.
+func optional(s string) any {
+	if s == "" {
+		return nil
+	}
+	return goavro.Union("string", s)
+}
+
+func toNative(ev orderevents.Event) (map[string]any, error) {
+	var payload any
+	switch p := ev.Payload.(type) {
+	case orderevents.OrderPlaced:
+		payload = goavro.Union(namespace+"OrderPlaced", placedNative(p))
+	default:
+		return nil, fmt.Errorf("avrocodec: cannot encode payload %T", ev.Payload)
+	}
+	return map[string]any{
+		"event_id": ev.ID, "order_id": ev.OrderID, "occurred_at": ev.OccurredAt.UTC(),
+		"source": ev.Source, "partner_id": optional(ev.PartnerID), "payload": payload,
+	}, nil
+}
+
+func placedNative(p orderevents.OrderPlaced) map[string]any {
+	lines := make([]any, 0, len(p.LineItems))
+	for _, l := range p.LineItems {
+		lines = append(lines, map[string]any{
+			"id": l.ID, "parent_id": optional(l.ParentID), "quantity": l.Quantity, "totals": totalsNative(l.Totals),
+			"item": map[string]any{"id": l.Item.ID, "title": l.Item.Title, "price": l.Item.Price, "image_url": optional(l.Item.ImageURL)},
+		})
+	}
+	exps := make([]any, 0, len(p.Expectations))
+	for _, x := range p.Expectations {
+		qs := make([]any, 0, len(x.Lines))
+		for _, q := range x.Lines {
+			qs = append(qs, map[string]any{"line_id": q.LineID, "quantity": q.Quantity})
+		}
+		d := x.Destination
+		exps = append(exps, map[string]any{
+			"id": x.ID, "lines": qs, "method_type": x.MethodType,
+			"description": optional(x.Description), "fulfillable_on": optional(x.FulfillableOn),
+			"destination": map[string]any{
+				"full_name": optional(d.FullName), "first_name": optional(d.FirstName), "last_name": optional(d.LastName),
+				"street_address": optional(d.StreetAddress), "extended_address": optional(d.ExtendedAddress),
+				"locality": optional(d.Locality), "region": optional(d.Region), "postal_code": optional(d.PostalCode),
+				"country": optional(d.Country), "phone_number": optional(d.PhoneNumber),
+			},
+		})
+	}
+	return map[string]any{
+		"checkout_id": p.CheckoutID, "permalink_url": p.PermalinkURL, "label": optional(p.Label),
+		"currency": p.Currency, "line_items": lines, "expectations": exps, "totals": totalsNative(p.Totals),
+	}
+}
+
+func totalsNative(ts []orderevents.Total) []any {
+	out := make([]any, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, map[string]any{"type": t.Type, "amount": t.Amount, "display_text": optional(t.DisplayText)})
+	}
+	return out
+}
