@@ -158,7 +158,7 @@ func TestDecodeErrors(t *testing.T) {
 	for _, tc := range cases {
 		_, err := tc.c.Decode(ctx, tc.in)
 		var de *avrocodec.DecodeError
-		if !errors.As(err, &de) || de.Reason != tc.reason || de.Transient() != tc.transient {
+		if !errors.As(err, &de) || de.Reason() != tc.reason || de.Transient() != tc.transient {
 			t.Errorf("%s: want %s (transient %v), got %v", tc.name, tc.reason, tc.transient, err)
 		}
 	}

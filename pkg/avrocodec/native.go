@@ -124,7 +124,7 @@ func fromNative(native any) (orderevents.Event, error) {
 		return ev, err
 	}
 	if err := ev.Validate(); err != nil {
-		return ev, &DecodeError{Reason: ReasonInvalidEvent, Err: err}
+		return ev, &DecodeError{Code: ReasonInvalidEvent, Err: err}
 	}
 	return ev, nil
 }
