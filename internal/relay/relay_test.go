@@ -1,0 +1,224 @@
+package relay_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ucprelay/ucprelay/internal/deadletter"
+	"github.com/ucprelay/ucprelay/internal/gen"
+	"github.com/ucprelay/ucprelay/internal/kafkatest"
+	"github.com/ucprelay/ucprelay/internal/relay"
+	"github.com/ucprelay/ucprelay/internal/sink"
+	"github.com/ucprelay/ucprelay/pkg/avrocodec"
+	"github.com/ucprelay/ucprelay/pkg/ucp"
+	"github.com/ucprelay/ucprelay/pkg/ucpschema"
+	"github.com/ucprelay/ucprelay/pkg/webhook"
+)
+
+const apiKey = "relay-test-key-s3cr3t"
+
+func sharedSchemas(t *testing.T) string {
+	t.Helper()
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	p := filepath.Join(dir, "..", "shared", "ucp-schemas")
+	if _, err := os.Stat(p); err != nil {
+		if kafkatest.InCI() {
+			t.Fatalf("shared schemas missing: %v", err)
+		}
+		t.Skipf("shared schemas missing: %v", err)
+	}
+	return p
+}
+
+// The thin slice on the real broker: OrderPlaced events reach a validating sink as
+// complete UCP orders; a partner answering 5xx gets its orders dead-lettered after the
+// retries, a poison record is dead-lettered at decode, and every offset is committed.
+func TestSliceRealKafka(t *testing.T) {
+	t.Parallel()
+	testSlice(t, kafkatest.Brokers(t))
+}
+
+func TestSliceKfake(t *testing.T) {
+	t.Parallel()
+	testSlice(t, kafkatest.Fake(t, 3).ListenAddrs())
+}
+
+func testSlice(t *testing.T, seeds []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	names := kafkatest.NewNames(t)
+	input, dlq := names.Topic("orders"), names.Topic("dlq")
+	adm := kafkatest.Admin(t, seeds)
+	kafkatest.CreateTopic(t, adm, input, 3, nil)
+	kafkatest.CreateTopic(t, adm, dlq, 1, nil)
+
+	val, err := ucpschema.NewFromDir(sharedSchemas(t), "2026-04-08")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snk, err := sink.New(sink.Config{Validator: val, APIKey: apiKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := httptest.NewServer(snk)
+	defer good.Close()
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":"partner down"}`, http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+
+	codec, err := avrocodec.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const okOrders, failOrders = 20, 3
+	var recs []*kgo.Record
+	at := time.Date(2026, 9, 15, 14, 0, 0, 0, time.UTC)
+	for i := range okOrders + failOrders {
+		partner := "google"
+		if i >= okOrders {
+			partner = "down"
+		}
+		id := fmt.Sprintf("ord_%04d", i)
+		v, err := codec.EncodeSingleObject(gen.Placed(id, partner, uint64(i), at.Add(time.Duration(i)*time.Second)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: input, Key: []byte(id), Value: v})
+	}
+	recs = append(recs, &kgo.Record{Topic: input, Key: []byte("ord_poison"), Value: []byte("not avro at all")})
+	prod, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	sender, err := webhook.NewSender(webhook.WithAttemptTimeout(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := relay.New(relay.Config{
+		InputTopics: []string{input}, Group: names.Group(), DeadLetterTopic: dlq,
+		Partners: map[string]relay.Partner{
+			"google": {Endpoint: webhook.Endpoint{Partner: "google", BaseURL: good.URL, APIKey: webhook.NewSecret(apiKey)}, Version: ucp.V20260408},
+			"down":   {Endpoint: webhook.Endpoint{Partner: "down", BaseURL: down.URL, APIKey: webhook.NewSecret(apiKey)}, Version: ucp.V20260408},
+		},
+		DefaultPartner: "google",
+		MaxAttempts:    3,
+		Backoff:        webhook.Backoff{Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond},
+		RelayVersion:   "test",
+		Secrets:        []string{apiKey},
+	}, []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(100 * time.Millisecond)}, codec, sender)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(runCtx) }()
+
+	if err := snk.WaitFor(ctx, func(s sink.Stats) bool { return s.Accepted >= okOrders }); err != nil {
+		t.Fatalf("%v: %+v", err, snk.Stats())
+	}
+	dead := readDeadLetters(ctx, t, seeds, dlq, failOrders+1)
+	waitCommitted(ctx, t, adm, names.Group(), input, int64(len(recs)))
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("relay: %v", err)
+	}
+
+	st := snk.Stats()
+	if st.Accepted != okOrders || st.Invalid != 0 || st.Stale != 0 || st.Unauthorized != 0 {
+		t.Fatalf("sink stats %+v", st)
+	}
+	for i := range okOrders {
+		if _, ok := snk.Latest(fmt.Sprintf("ord_%04d", i)); !ok {
+			t.Errorf("order %d never delivered", i)
+		}
+	}
+	byReason := map[string]int{}
+	for _, d := range dead {
+		byReason[d.Reason]++
+		if d.SourceTopic != input || d.RelayVersion != "test" {
+			t.Errorf("dead letter lacks source or version: %+v", d)
+		}
+		switch d.Reason {
+		case relay.ReasonRetriesExhausted:
+			if d.Stage != deadletter.StageDeliver || d.HTTPStatus != 503 || d.Attempts != 3 || d.Partner != "down" || d.FirstFailure.IsZero() {
+				t.Errorf("delivery dead letter %+v", d)
+			}
+		case avrocodec.ReasonUnknownFraming:
+			if d.Stage != deadletter.StageDecode || d.OrderID != "ord_poison" || string(d.Value) != "not avro at all" {
+				t.Errorf("decode dead letter %+v", d)
+			}
+		}
+	}
+	if byReason[relay.ReasonRetriesExhausted] != failOrders || byReason[avrocodec.ReasonUnknownFraming] != 1 {
+		t.Fatalf("dead letters by reason: %v", byReason)
+	}
+}
+
+func readDeadLetters(ctx context.Context, t *testing.T, seeds []string, topic string, n int) []deadletter.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []deadletter.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d dead letters: %v", len(out), n, ctx.Err())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			d, err := deadletter.FromKafka(r)
+			if err != nil {
+				t.Errorf("dead letter: %v", err)
+			}
+			out = append(out, d)
+		})
+	}
+	return out
+}
+
+func waitCommitted(ctx context.Context, t *testing.T, adm *kadm.Client, group, topic string, total int64) {
+	t.Helper()
+	for {
+		offs, err := adm.FetchOffsets(ctx, group)
+		var sum int64
+		if err == nil {
+			offs.Each(func(o kadm.OffsetResponse) {
+				if o.Topic == topic {
+					sum += o.At
+				}
+			})
+		}
+		if sum == total {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("committed %d of %d offsets: %v", sum, total, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
