@@ -20,7 +20,7 @@ type Line struct {
 }
 
 func (s *Sink) record(at time.Time, r *http.Request, body []byte, status int, why string) {
-	if s.cfg.Record == nil {
+	if s.cfg.Record == nil && s.cfg.OnRequest == nil {
 		return
 	}
 	q := url.Values{}
@@ -40,10 +40,17 @@ func (s *Sink) record(at time.Time, r *http.Request, body []byte, status int, wh
 	if r.Host != "" {
 		h.Set("Host", r.Host)
 	}
-	line, err := json.Marshal(Line{
+	l := Line{
 		Time: at.UTC().Format(time.RFC3339Nano), Method: r.Method, Path: r.URL.Path,
 		Query: q, Headers: h, Body: string(body), Status: status, Error: why,
-	})
+	}
+	if s.cfg.OnRequest != nil {
+		s.cfg.OnRequest(l)
+	}
+	if s.cfg.Record == nil {
+		return
+	}
+	line, err := json.Marshal(l)
 	if err != nil {
 		return
 	}

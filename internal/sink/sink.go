@@ -54,6 +54,9 @@ type Config struct {
 	// KeepHistory keeps every accepted body per order (for tests). Default false: only
 	// the latest per order is kept.
 	KeepHistory bool
+	// OnRequest, when set, is called after each answer with the request's record line
+	// (API key redacted), e.g. to print live progress.
+	OnRequest func(Line)
 }
 
 // Stats counts what the sink saw.

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ucprelay/ucprelay/internal/buildinfo"
+)
+
+// app carries what every subcommand shares.
+type app struct {
+	stdout, stderr io.Writer
+	environ        []string
+	configFile     string
+}
+
+func newRootCmd(stdout, stderr io.Writer, environ []string) *cobra.Command {
+	a := &app{stdout: stdout, stderr: stderr, environ: environ}
+	root := &cobra.Command{
+		Use:   "ucprelay",
+		Short: "Relay order-domain events from Kafka to UCP order webhooks as complete order snapshots",
+		Long: `ucprelay consumes a merchant's order-domain events (Avro on Kafka), rebuilds the complete
+UCP order entity, and POSTs it to each agent platform's order webhook; what cannot be
+processed or delivered goes to a dead-letter topic.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&a.configFile, "config", "", "YAML configuration file (env UCPRELAY_* and flags override it)")
+	root.AddCommand(a.versionCmd(), a.runCmd(), a.sinkCmd(), a.demoCmd(), a.topicsCmd())
+	return root
+}
+
+func (a *app) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), buildinfo.String())
+			return err
+		},
+	}
+}
+
+// newLogger returns a JSON slog logger at level.
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}

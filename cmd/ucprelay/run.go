@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/ucprelay/ucprelay/internal/buildinfo"
+	"github.com/ucprelay/ucprelay/internal/config"
+	"github.com/ucprelay/ucprelay/internal/relay"
+	"github.com/ucprelay/ucprelay/internal/topics"
+	"github.com/ucprelay/ucprelay/pkg/avrocodec"
+	"github.com/ucprelay/ucprelay/pkg/webhook"
+)
+
+func (a *app) runCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Relay order-domain events to the configured partner webhooks",
+		Example: `  ucprelay run --config /etc/ucprelay/config.yaml
+  UCPRELAY_KAFKA__BROKERS=kafka:9092 ucprelay run --config relay.yaml --log.level debug`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.loadConfig(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			r, err := a.buildRelay(cmd.Context(), cfg, nil)
+			if err != nil {
+				return err
+			}
+			return r.Run(cmd.Context())
+		},
+	}
+	a.configFlags(cmd)
+	return cmd
+}
+
+// buildRelay wires a relay from configuration: it checks the topic layout, builds the
+// codec (with the schema registry when one is configured), the sender and the partners.
+// hooks, when not nil, adjusts the relay configuration (the demo observes deliveries).
+func (a *app) buildRelay(ctx context.Context, cfg *config.Config, hooks func(*relay.Config)) (*relay.Relay, error) {
+	log := newLogger(a.stderr, cfg.Log.Level)
+	check, err := kgo.NewClient(cfg.KafkaOpts()...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err = topics.Check(cctx, topics.NewAdmin(check), layout(cfg))
+	cancel()
+	check.Close()
+	if err != nil {
+		return nil, err
+	}
+	var codecOpts []avrocodec.Option
+	if cfg.SchemaRegistry.URL != "" {
+		reg, err := sr.NewClient(sr.URLs(cfg.SchemaRegistry.URL))
+		if err != nil {
+			return nil, fmt.Errorf("schema registry client: %w", err)
+		}
+		codecOpts = append(codecOpts, avrocodec.WithRegistry(reg))
+	}
+	codec, err := avrocodec.New(codecOpts...)
+	if err != nil {
+		return nil, err
+	}
+	sender, err := webhook.NewSender(webhook.WithAttemptTimeout(cfg.Delivery.AttemptTimeout))
+	if err != nil {
+		return nil, err
+	}
+	rc := relay.Config{
+		InputTopics:     cfg.Kafka.InputTopics,
+		Group:           cfg.Kafka.Group,
+		DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
+		Partners:        map[string]relay.Partner{},
+		DefaultPartner:  cfg.DefaultPartner,
+		MaxAttempts:     cfg.Delivery.MaxAttempts,
+		Backoff:         cfg.Backoff(),
+		RelayVersion:    buildinfo.String(),
+		Logger:          log,
+	}
+	for id := range cfg.Partners {
+		ep, err := cfg.Endpoint(id)
+		if err != nil {
+			return nil, err
+		}
+		if ep.APIKey, err = cfg.APIKey(id, a.environ); err != nil {
+			return nil, err
+		}
+		v, err := cfg.Version(id)
+		if err != nil {
+			return nil, err
+		}
+		rc.Partners[id] = relay.Partner{Endpoint: ep, Version: v}
+		rc.Secrets = append(rc.Secrets, ep.APIKey.Reveal())
+	}
+	if hooks != nil {
+		hooks(&rc)
+	}
+	return relay.New(rc, cfg.KafkaOpts(), codec, sender)
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ucprelay/ucprelay/internal/sink"
+	"github.com/ucprelay/ucprelay/pkg/ucpschema"
+)
+
+func (a *app) sinkCmd() *cobra.Command {
+	var (
+		addr, version, record, prefix, keyEnv string
+		latency                               time.Duration
+		failRate                              float64
+		failStatus                            int
+	)
+	cmd := &cobra.Command{
+		Use:   "sink",
+		Short: "Run a local partner endpoint that validates every order webhook it receives",
+		Long: `sink plays an agent platform's UCP order webhook on
+POST {prefix}/webhooks/partners/{partner_id}/events/order. It validates each body against
+the UCP order schema of --ucp-version, checks that an order's freshness stamp never goes
+back, can inject failures and latency, and with --record writes every request it
+receives as a JSON line (API keys redacted).`,
+		Example: `  ucprelay sink --addr 127.0.0.1:8080 --record /tmp/sink.jsonl
+  SINK_KEY=secret ucprelay sink --api-key-env SINK_KEY --fail-rate 0.3 --fail-status 503 --latency 20ms`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			val, err := ucpschema.New(version)
+			if err != nil {
+				return err
+			}
+			cfg := sink.Config{Validator: val, PathPrefix: prefix}
+			if keyEnv != "" {
+				if cfg.APIKey = os.Getenv(keyEnv); cfg.APIKey == "" {
+					return fmt.Errorf("--api-key-env: %s is empty", keyEnv)
+				}
+			}
+			if record != "" {
+				f, err := os.OpenFile(record, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+				if err != nil {
+					return fmt.Errorf("--record: %w", err)
+				}
+				defer f.Close()
+				cfg.Record = f
+			}
+			s, err := sink.New(cfg)
+			if err != nil {
+				return err
+			}
+			s.SetLatency(latency)
+			if failRate > 0 {
+				s.FailRate(failRate, sink.Fault{Status: failStatus})
+			}
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "sink listening on http://%s%s/webhooks/partners/{partner_id}/events/order (UCP %s)\n", ln.Addr(), prefix, val.Version())
+			srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+			go func() {
+				<-cmd.Context().Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = srv.Shutdown(ctx)
+			}()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			st := s.Stats()
+			fmt.Fprintf(cmd.OutOrStdout(), "received %d, accepted %d, invalid %d, stale %d, unauthorized %d, injected %d\n",
+				st.Received, st.Accepted, st.Invalid, st.Stale, st.Unauthorized, st.Injected)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&addr, "addr", "127.0.0.1:8080", "listen address")
+	f.StringVar(&version, "ucp-version", "2026-04-08", "UCP version of the schema bodies are checked against")
+	f.StringVar(&record, "record", "", "append every request as a JSON line to this file")
+	f.StringVar(&prefix, "path-prefix", "", "path prefix before /webhooks/..., e.g. /v1")
+	f.StringVar(&keyEnv, "api-key-env", "", "environment variable holding the expected API key (default: any key accepted)")
+	f.DurationVar(&latency, "latency", 0, "delay every answer")
+	f.Float64Var(&failRate, "fail-rate", 0, "fraction of requests answered with --fail-status")
+	f.IntVar(&failStatus, "fail-status", http.StatusServiceUnavailable, "status of injected failures")
+	return cmd
+}

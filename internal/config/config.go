@@ -1,0 +1,332 @@
+// Package config loads ucprelay's configuration once, in main: a YAML file, then
+// UCPRELAY_* environment variables, then command-line flags, each overriding the one
+// before. Validation names the key at fault and how to fix it. Secrets (API keys) are
+// read from files or environment variables named in the config, never from the file in
+// clear, and print as [REDACTED].
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	envprov "github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ucprelay/ucprelay/pkg/ucp"
+	"github.com/ucprelay/ucprelay/pkg/webhook"
+)
+
+// EnvPrefix starts every environment variable the config reads. Levels are separated by a
+// double underscore: UCPRELAY_KAFKA__GROUP sets kafka.group.
+const EnvPrefix = "UCPRELAY_"
+
+// Config is the whole configuration.
+type Config struct {
+	Kafka          Kafka              `koanf:"kafka"`
+	SchemaRegistry SchemaRegistry     `koanf:"schema_registry"`
+	Partners       map[string]Partner `koanf:"partners"`
+	// DefaultPartner receives orders whose events name no partner id. Optional when
+	// there is exactly one partner.
+	DefaultPartner string   `koanf:"default_partner"`
+	Delivery       Delivery `koanf:"delivery"`
+	Log            Log      `koanf:"log"`
+}
+
+// Kafka is the connection and topics.
+type Kafka struct {
+	// Brokers are the seed addresses. Required.
+	Brokers []string `koanf:"brokers"`
+	// ClientID names this client in broker logs and quotas. Default "ucprelay".
+	ClientID string `koanf:"client_id"`
+	// Group is the consumer group id. Default "ucprelay".
+	Group string `koanf:"group"`
+	// InputTopics are the order-domain event topics. Required.
+	InputTopics []string `koanf:"input_topics"`
+	// DeadLetterTopic receives what cannot be processed or delivered. Default "ucprelay.dlq".
+	DeadLetterTopic string `koanf:"dead_letter_topic"`
+}
+
+// SchemaRegistry locates the Confluent-compatible registry that resolves schema ids.
+type SchemaRegistry struct {
+	// URL of the registry; empty when producers use Avro single-object encoding only.
+	URL string `koanf:"url"`
+}
+
+// Partner is one agent platform's order webhook.
+type Partner struct {
+	// BaseURL is scheme, host and optional prefix, e.g.
+	// https://shoppingdataintegration.googleapis.com/v1. Required.
+	BaseURL string `koanf:"base_url"`
+	// PathTemplate defaults to /webhooks/partners/{partner_id}/events/order.
+	PathTemplate string `koanf:"path_template"`
+	// PartnerID is the id in the path, when it differs from the key of this entry.
+	PartnerID string `koanf:"partner_id"`
+	// UCPVersion of the bodies sent: 2026-04-08 (default), 2026-01-23, 2026-01-11.
+	UCPVersion string `koanf:"ucp_version"`
+	// APIKeyFile is a file holding the API key (trailing newline ignored).
+	APIKeyFile string `koanf:"api_key_file"`
+	// APIKeyEnv names an environment variable holding the API key.
+	APIKeyEnv string `koanf:"api_key_env"`
+	// APIKeyHeader defaults to X-Goog-Api-Key.
+	APIKeyHeader string `koanf:"api_key_header"`
+	// APIKeyQuery sends the key as this query parameter instead (Google accepts "key").
+	APIKeyQuery string `koanf:"api_key_query"`
+}
+
+// Delivery is the retry policy.
+type Delivery struct {
+	// MaxAttempts per snapshot before it is dead-lettered. Default 8.
+	MaxAttempts int `koanf:"max_attempts"`
+	// AttemptTimeout bounds one POST. Default 10s.
+	AttemptTimeout time.Duration `koanf:"attempt_timeout"`
+	// BackoffInitial caps the first retry's jittered delay. Default 200ms.
+	BackoffInitial time.Duration `koanf:"backoff_initial"`
+	// BackoffMax caps every delay. Default 30s.
+	BackoffMax time.Duration `koanf:"backoff_max"`
+	// MaxRetryAfter caps a partner's Retry-After. Default 5m.
+	MaxRetryAfter time.Duration `koanf:"max_retry_after"`
+}
+
+// Log configures slog.
+type Log struct {
+	// Level: debug, info (default), warn, error.
+	Level string `koanf:"level"`
+}
+
+// Defaults returns the configuration before any source is applied.
+func Defaults() Config {
+	b := webhook.DefaultBackoff()
+	return Config{
+		Kafka: Kafka{ClientID: "ucprelay", Group: "ucprelay", DeadLetterTopic: "ucprelay.dlq"},
+		Delivery: Delivery{
+			MaxAttempts: 8, AttemptTimeout: 10 * time.Second,
+			BackoffInitial: b.Initial, BackoffMax: b.Max, MaxRetryAfter: b.MaxRetryAfter,
+		},
+		Log: Log{Level: "info"},
+	}
+}
+
+// Sources are where Load reads from.
+type Sources struct {
+	// File is a YAML file; empty for none.
+	File string
+	// Environ is the environment (os.Environ() in main); only UCPRELAY_* entries are read.
+	Environ []string
+	// Flags are the command's flags; only flags the user set override. A flag named
+	// "kafka.brokers" sets kafka.brokers.
+	Flags *pflag.FlagSet
+}
+
+// Load reads the sources in order of precedence and validates the result.
+func Load(src Sources) (*Config, error) {
+	k := koanf.New(".")
+	def := Defaults()
+	if err := k.Load(confmapProvider(def), nil); err != nil {
+		return nil, fmt.Errorf("config: defaults: %w", err)
+	}
+	if src.File != "" {
+		if err := k.Load(file.Provider(src.File), yaml.Parser()); err != nil {
+			return nil, fmt.Errorf("config: read %s: %w", src.File, err)
+		}
+	}
+	env := envprov.Provider(".", envprov.Opt{
+		Prefix:        EnvPrefix,
+		EnvironFunc:   func() []string { return src.Environ },
+		TransformFunc: envKey,
+	})
+	if err := k.Load(env, nil); err != nil {
+		return nil, fmt.Errorf("config: environment: %w", err)
+	}
+	if src.Flags != nil {
+		if err := k.Load(posflag.ProviderWithFlag(src.Flags, ".", k, flagValue), nil); err != nil {
+			return nil, fmt.Errorf("config: flags: %w", err)
+		}
+	}
+	var c Config
+	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// envKey maps UCPRELAY_KAFKA__DEAD_LETTER_TOPIC to kafka.dead_letter_topic, and splits
+// comma-separated values of list keys.
+func envKey(k, v string) (string, any) {
+	key := strings.ToLower(strings.TrimPrefix(k, EnvPrefix))
+	if strings.HasPrefix(key, "_") {
+		return "", nil
+	}
+	key = strings.ReplaceAll(key, "__", ".")
+	if listKeys[key] {
+		return key, splitList(v)
+	}
+	return key, v
+}
+
+// flagValue keeps only flags the user set, so a flag's default never hides the file or
+// the environment.
+func flagValue(f *pflag.Flag) (string, any) {
+	if !f.Changed {
+		return "", nil
+	}
+	if listKeys[f.Name] {
+		return f.Name, splitList(f.Value.String())
+	}
+	return f.Name, posflag.FlagVal(nil, f)
+}
+
+var listKeys = map[string]bool{"kafka.brokers": true, "kafka.input_topics": true}
+
+func splitList(v string) []string {
+	v = strings.Trim(v, "[]")
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Validate checks the configuration, naming the key at fault and the fix.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		bad("kafka.brokers", "required: list the seed brokers, e.g. [\"kafka-0:9092\"] (env UCPRELAY_KAFKA__BROKERS=a:9092,b:9092)")
+	}
+	if len(c.Kafka.InputTopics) == 0 {
+		bad("kafka.input_topics", "required: name the order-domain event topic(s)")
+	}
+	for key, v := range map[string]string{"kafka.group": c.Kafka.Group, "kafka.client_id": c.Kafka.ClientID, "kafka.dead_letter_topic": c.Kafka.DeadLetterTopic} {
+		if v == "" {
+			bad(key, "must not be empty")
+		}
+	}
+	if len(c.Partners) == 0 {
+		bad("partners", "required: configure at least one partner webhook under partners.<id>")
+	}
+	for _, id := range c.partnerIDs() {
+		p := c.Partners[id]
+		key := "partners." + id
+		if _, err := c.Endpoint(id); err != nil {
+			bad(key+".base_url", "%v", err)
+		}
+		if p.UCPVersion != "" {
+			if _, err := ucp.ParseVersion(p.UCPVersion); err != nil {
+				bad(key+".ucp_version", "%v", err)
+			}
+		}
+		if p.APIKeyFile != "" && p.APIKeyEnv != "" {
+			bad(key, "set api_key_file or api_key_env, not both")
+		}
+		if p.APIKeyHeader != "" && p.APIKeyQuery != "" {
+			bad(key, "set api_key_header or api_key_query, not both")
+		}
+	}
+	if c.DefaultPartner != "" {
+		if _, ok := c.Partners[c.DefaultPartner]; !ok {
+			bad("default_partner", "%q is not among partners (%s)", c.DefaultPartner, strings.Join(c.partnerIDs(), ", "))
+		}
+	}
+	d := c.Delivery
+	if d.MaxAttempts < 1 {
+		bad("delivery.max_attempts", "must be at least 1")
+	}
+	if d.AttemptTimeout <= 0 {
+		bad("delivery.attempt_timeout", "must be a positive duration such as 10s")
+	}
+	if err := c.Backoff().Validate(); err != nil {
+		bad("delivery.backoff_initial", "%v", err)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) partnerIDs() []string {
+	ids := make([]string, 0, len(c.Partners))
+	for id := range c.Partners {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Backoff returns the delivery retry policy.
+func (c *Config) Backoff() webhook.Backoff {
+	return webhook.Backoff{Initial: c.Delivery.BackoffInitial, Max: c.Delivery.BackoffMax, MaxRetryAfter: c.Delivery.MaxRetryAfter}
+}
+
+// Version returns the UCP version of a partner's bodies (default 2026-04-08).
+func (c *Config) Version(partner string) (ucp.Version, error) {
+	v := c.Partners[partner].UCPVersion
+	if v == "" {
+		return ucp.V20260408, nil
+	}
+	return ucp.ParseVersion(v)
+}
+
+// Endpoint returns a partner's webhook endpoint without its API key.
+func (c *Config) Endpoint(partner string) (webhook.Endpoint, error) {
+	p, ok := c.Partners[partner]
+	if !ok {
+		return webhook.Endpoint{}, fmt.Errorf("unknown partner %q", partner)
+	}
+	id := p.PartnerID
+	if id == "" {
+		id = partner
+	}
+	ep := webhook.Endpoint{Partner: id, BaseURL: p.BaseURL, PathTemplate: p.PathTemplate, APIKeyHeader: p.APIKeyHeader, APIKeyQuery: p.APIKeyQuery}
+	if _, err := ep.URL(); err != nil {
+		return webhook.Endpoint{}, err
+	}
+	return ep, nil
+}
+
+// APIKey reads a partner's API key from its file or environment variable; a partner
+// with neither has no key.
+func (c *Config) APIKey(partner string, environ []string) (webhook.Secret, error) {
+	p := c.Partners[partner]
+	switch {
+	case p.APIKeyFile != "":
+		b, err := os.ReadFile(p.APIKeyFile)
+		if err != nil {
+			return webhook.Secret{}, fmt.Errorf("config: partners.%s.api_key_file: %w", partner, err)
+		}
+		return webhook.NewSecret(strings.TrimRight(string(b), "\r\n")), nil
+	case p.APIKeyEnv != "":
+		for _, kv := range environ {
+			if name, v, ok := strings.Cut(kv, "="); ok && name == p.APIKeyEnv {
+				return webhook.NewSecret(v), nil
+			}
+		}
+		return webhook.Secret{}, fmt.Errorf("config: partners.%s.api_key_env: variable %s is not set", partner, p.APIKeyEnv)
+	}
+	return webhook.Secret{}, nil
+}
+
+// KafkaOpts returns the connection options of every Kafka client ucprelay makes.
+func (c *Config) KafkaOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(c.Kafka.Brokers...),
+		kgo.ClientID(c.Kafka.ClientID),
+	}
+}
