@@ -184,7 +184,7 @@ func flagValue(f *pflag.Flag) (string, any) {
 	if listKeys[f.Name] {
 		return f.Name, splitList(f.Value.String())
 	}
-	return f.Name, posflag.FlagVal(nil, f)
+	return f.Name, f.Value.String()
 }
 
 var listKeys = map[string]bool{"kafka.brokers": true, "kafka.input_topics": true}

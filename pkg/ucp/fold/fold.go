@@ -222,4 +222,6 @@ func NextEnvelope(s *Snapshot, prev time.Time) Envelope {
 }
 
 // Body returns the 2026-01-xx body fields of the envelope.
-func (e Envelope) Body() ucp.Envelope { return ucp.Envelope{EventID: e.WebhookID, CreatedTime: e.Stamp} }
+func (e Envelope) Body() ucp.Envelope {
+	return ucp.Envelope{EventID: e.WebhookID, CreatedTime: e.Stamp}
+}

@@ -1,0 +1,116 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ucprelay/ucprelay/internal/config"
+)
+
+const file = `
+kafka:
+  brokers: [file-1:9092]
+  group: from-file
+  input_topics: [orders]
+partners:
+  google:
+    base_url: https://shoppingdataintegration.googleapis.com/v1
+    api_key_env: GOOGLE_KEY
+delivery:
+  max_attempts: 4
+  attempt_timeout: 3s
+`
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func flags(t *testing.T, args ...string) *pflag.FlagSet {
+	t.Helper()
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	fs.String("kafka.group", "flag-default", "")
+	fs.StringSlice("kafka.brokers", nil, "")
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+func TestPrecedenceFileEnvFlags(t *testing.T) {
+	t.Parallel()
+	p := write(t, file)
+	// File only; an unset flag's default does not override the file.
+	c, err := config.Load(config.Sources{File: p, Flags: flags(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.Group != "from-file" || c.Kafka.Brokers[0] != "file-1:9092" || c.Delivery.MaxAttempts != 4 || c.Delivery.AttemptTimeout != 3*time.Second {
+		t.Fatalf("file: %+v", c)
+	}
+	if c.Kafka.DeadLetterTopic != "ucprelay.dlq" || c.Kafka.ClientID != "ucprelay" {
+		t.Fatalf("defaults lost: %+v", c.Kafka)
+	}
+	// Env over file.
+	env := []string{"UCPRELAY_KAFKA__GROUP=from-env", "UCPRELAY_KAFKA__BROKERS=e1:9092,e2:9092", "OTHER=x"}
+	c, err = config.Load(config.Sources{File: p, Environ: env, Flags: flags(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.Group != "from-env" || strings.Join(c.Kafka.Brokers, ",") != "e1:9092,e2:9092" {
+		t.Fatalf("env: %+v", c.Kafka)
+	}
+	// Flags over env.
+	c, err = config.Load(config.Sources{File: p, Environ: env, Flags: flags(t, "--kafka.group=from-flag", "--kafka.brokers=f1:9092")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.Group != "from-flag" || strings.Join(c.Kafka.Brokers, ",") != "f1:9092" {
+		t.Fatalf("flags: %+v", c.Kafka)
+	}
+	// Secrets come from the environment variable the file names, never the file.
+	key, err := c.APIKey("google", []string{"GOOGLE_KEY=s3cr3t"})
+	if err != nil || key.Reveal() != "s3cr3t" || key.String() == "s3cr3t" {
+		t.Fatalf("api key: %v %v", key, err)
+	}
+	if _, err := c.APIKey("google", nil); err == nil || !strings.Contains(err.Error(), "GOOGLE_KEY") {
+		t.Fatalf("missing key env: %v", err)
+	}
+}
+
+func TestValidationNamesKeyAndFix(t *testing.T) {
+	t.Parallel()
+	p := write(t, `
+kafka:
+  input_topics: []
+partners:
+  google:
+    base_url: "ftp://x"
+    ucp_version: "2025-01-01"
+delivery:
+  max_attempts: 0
+log:
+  level: loud
+`)
+	_, err := config.Load(config.Sources{File: p})
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{"kafka.brokers", "kafka.input_topics", "partners.google.base_url", "partners.google.ucp_version", "delivery.max_attempts", "log.level"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s:\n%v", want, err)
+		}
+	}
+	if _, err := config.Load(config.Sources{File: "/nonexistent.yaml"}); err == nil {
+		t.Error("missing file accepted")
+	}
+}
