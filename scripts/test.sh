@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `make test`: start the real Kafka broker (unless one from `make kafka-up` already runs),
 # run every test against it with -race -shuffle=on, stop the broker we started, and exit
-# with go test's status.
+# with go test's status. The full verbose log is kept in .cache/test.log.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+mkdir -p .cache
 
 start=$SECONDS
 started=0
@@ -15,11 +16,27 @@ fi
 stop() { if [ "$started" = 1 ]; then scripts/kafka.sh down || true; fi; }
 trap stop EXIT
 
-export UCPRELAY_TEST_BROKERS
+export UCPRELAY_TEST_BROKERS UCPRELAY_TEST_REPORT
 UCPRELAY_TEST_BROKERS=$(scripts/kafka.sh brokers)
+UCPRELAY_TEST_REPORT="$root/.cache/real-broker-tests.txt"
+: >"$UCPRELAY_TEST_REPORT"
 echo "test.sh: real Kafka at $UCPRELAY_TEST_BROKERS (ready after $((SECONDS - start))s)"
 
+log="$root/.cache/test.log"
 status=0
-go test -race -shuffle=on -count=1 -timeout 13m ./... || status=$?
+go test -race -shuffle=on -count=1 -timeout 13m -v ./... >"$log" 2>&1 || status=$?
+
+# Package results, failures and skips; the whole log is in .cache/test.log.
+grep -E '^(ok|FAIL|panic:|--- FAIL|--- SKIP|-test.shuffle)|^\?' "$log" || true
+if [ "$status" != 0 ]; then
+  echo "test.sh: failures (context from $log):"
+  grep -nE -B2 -A25 -- '^\s*--- FAIL|^panic:|^FAIL' "$log" | head -n 400 || true
+fi
+passed=$(grep -cE '^\s*--- PASS' "$log" || true)
+failed=$(grep -cE '^\s*--- FAIL' "$log" || true)
+skipped=$(grep -cE '^\s*--- SKIP' "$log" || true)
+echo "test.sh: tests that ran against the real broker ($(sort -u "$UCPRELAY_TEST_REPORT" | wc -l)):"
+sort -u "$UCPRELAY_TEST_REPORT" | sed 's/^/  /'
 echo "test.sh: go test exited $status after $((SECONDS - start))s in all"
+echo "$passed passed, $failed failed, $skipped skipped"
 exit "$status"
