@@ -12,12 +12,17 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // exitCode is what a command's error makes the process return.
 type exitCode interface{ ExitCode() int }
 
 func main() {
+	// Trace context travels from Kafka headers to the webhook POST (W3C traceparent).
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd(os.Stdout, os.Stderr, os.Environ()).ExecuteContext(ctx)
 	stop()

@@ -9,7 +9,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
@@ -26,21 +30,30 @@ const (
 	ReasonRejected          = "http_rejected"
 	ReasonRetriesExhausted  = "retries_exhausted"
 	ReasonCredentials       = "credentials_rejected"
+	ReasonCircuitOpen       = "circuit_open"
 	reasonUnclassifiedDecod = "decode_failed"
 	reasonUnclassifiedFold  = "fold_failed"
 )
 
 type processor struct {
-	cfg *Config
-	dec Decoder
-	snd Sender
-	dlq *deadletter.Writer
-	log *slog.Logger
+	cfg      *Config
+	breakers map[string]*gobreaker.CircuitBreaker[webhook.Response]
+	dec      Decoder
+	snd      Sender
+	dlq      *deadletter.Writer
+	log      *slog.Logger
 }
 
 // process takes one record to an end: delivered, or durably dead-lettered. It returns an
 // error only when neither happened (dead-letter write failed, or ctx ended).
-func (p *processor) process(ctx context.Context, rec *kgo.Record) error {
+func (p *processor) process(ctx context.Context, rec *kgo.Record) (err error) {
+	ctx, span := startRecordSpan(ctx, rec)
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	log := p.log.With("topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
 	ev, err := p.decode(ctx, rec)
 	if err != nil {
@@ -81,6 +94,7 @@ func (p *processor) process(ctx context.Context, rec *kgo.Record) error {
 		}, rec)
 	}
 	h := http.Header{}
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(h))
 	h.Set("Webhook-Id", env.WebhookID)
 	h.Set("Webhook-Timestamp", strconv.FormatInt(env.Stamp.Unix(), 10))
 	return p.deliver(ctx, log, rec, ev.OrderID, partnerID, &partner, snap.Version, env.WebhookID, webhook.Request{Body: body, Header: h})
@@ -102,13 +116,35 @@ func (p *processor) decode(ctx context.Context, rec *kgo.Record) (orderevents.Ev
 }
 
 func (p *processor) deliver(ctx context.Context, log *slog.Logger, rec *kgo.Record, orderID, partnerID string, partner *Partner, version int64, webhookID string, req webhook.Request) error {
-	var first, last time.Time
-	var err error
-	attempt := 0
+	var (
+		first, last, waitingSince time.Time
+		err                       error
+		attempt                   int
+	)
+	cb := p.breakers[partnerID]
 	for attempt < p.cfg.MaxAttempts {
-		attempt++
 		var resp webhook.Response
-		resp, err = p.snd.Send(ctx, &partner.Endpoint, req)
+		resp, err = cb.Execute(func() (webhook.Response, error) { return p.snd.Send(ctx, &partner.Endpoint, req) })
+		endpointDown := errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) ||
+			err != nil && webhook.Classify(err) != webhook.Permanent && cb.State() != gobreaker.StateClosed
+		if endpointDown {
+			// The partner is down for everyone (the breaker refused, or this failure
+			// opened it, or a probe failed): wait without spending this snapshot's retry
+			// budget (P6), up to the hold time.
+			if waitingSince.IsZero() {
+				waitingSince = time.Now()
+				log.Warn("circuit open; delivery waits", "hold", p.cfg.Breaker.Hold)
+			}
+			if time.Since(waitingSince) >= p.cfg.Breaker.Hold {
+				break
+			}
+			if serr := sleep(ctx, p.cfg.Breaker.Poll); serr != nil {
+				return serr
+			}
+			continue
+		}
+		waitingSince = time.Time{}
+		attempt++
 		if err == nil {
 			log.Debug("delivered", "status", resp.Status, "attempts", attempt)
 			if p.cfg.OnDelivered != nil {
@@ -135,10 +171,12 @@ func (p *processor) deliver(ctx context.Context, log *slog.Logger, rec *kgo.Reco
 		}
 	}
 	reason := ReasonRetriesExhausted
-	switch webhook.Classify(err) {
-	case webhook.Permanent:
+	switch {
+	case !waitingSince.IsZero():
+		reason = ReasonCircuitOpen
+	case webhook.Classify(err) == webhook.Permanent:
 		reason = ReasonRejected
-	case webhook.Credentials:
+	case webhook.Classify(err) == webhook.Credentials:
 		reason = ReasonCredentials
 	}
 	status := 0

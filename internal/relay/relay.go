@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
@@ -57,6 +58,10 @@ type Config struct {
 	Secrets []string
 	// Logger receives the relay's logs. Default: discard.
 	Logger *slog.Logger
+	// Breaker configures the circuit breaker of each partner endpoint.
+	Breaker BreakerConfig
+	// OnBreakerChange, when set, is called when a partner's breaker changes state.
+	OnBreakerChange func(partner string, from, to gobreaker.State)
 	// OnDelivered, when set, is called after each acknowledged delivery (demo, tests).
 	OnDelivered func(orderID, partner string, status int)
 	// OnDeadLetter, when set, is called after each durable dead-letter write.
@@ -102,10 +107,60 @@ func (c *Config) validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.Breaker.setDefaults()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("relay: config: %w", err)
 	}
 	return nil
+}
+
+// BreakerConfig configures the circuit breaker of each partner endpoint. Permanent 4xx
+// answers do not count against the endpoint; 5xx, 429, timeouts, connection errors and
+// 401/403 do.
+type BreakerConfig struct {
+	// FailuresToTrip opens the breaker after this many consecutive failures. Default 5.
+	FailuresToTrip uint32
+	// OpenFor is how long the breaker stays open before it lets one probe through. Default 10s.
+	OpenFor time.Duration
+	// Hold is how long a delivery waits on an open breaker before it is dead-lettered
+	// with reason circuit_open. Default 10m.
+	Hold time.Duration
+	// Poll is how often a waiting delivery looks at the breaker again. Default 250ms.
+	Poll time.Duration
+}
+
+func (b *BreakerConfig) setDefaults() {
+	if b.FailuresToTrip == 0 {
+		b.FailuresToTrip = 5
+	}
+	if b.OpenFor == 0 {
+		b.OpenFor = 10 * time.Second
+	}
+	if b.Hold == 0 {
+		b.Hold = 10 * time.Minute
+	}
+	if b.Poll == 0 {
+		b.Poll = 250 * time.Millisecond
+	}
+}
+
+func (c *Config) newBreaker(partner string) *gobreaker.CircuitBreaker[webhook.Response] {
+	b := c.Breaker
+	return gobreaker.NewCircuitBreaker[webhook.Response](gobreaker.Settings{
+		Name:        partner,
+		MaxRequests: 1,
+		Timeout:     b.OpenFor,
+		ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= b.FailuresToTrip },
+		IsSuccessful: func(err error) bool {
+			return err == nil || webhook.Classify(err) == webhook.Permanent
+		},
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			c.Logger.Warn("circuit breaker", "partner", name, "from", from.String(), "to", to.String())
+			if c.OnBreakerChange != nil {
+				c.OnBreakerChange(name, from, to)
+			}
+		},
+	})
 }
 
 // Relay consumes, folds, delivers and dead-letters.
@@ -148,7 +203,10 @@ func New(cfg Config, kafkaOpts []kgo.Opt, dec Decoder, snd Sender) (*Relay, erro
 		return nil, err
 	}
 	r := &Relay{cfg: cfg, cl: cl, dec: dec, snd: snd, dlq: dlq, log: cfg.Logger}
-	r.proc = &processor{cfg: &r.cfg, dec: dec, snd: snd, dlq: dlq, log: cfg.Logger}
+	r.proc = &processor{cfg: &r.cfg, dec: dec, snd: snd, dlq: dlq, log: cfg.Logger, breakers: map[string]*gobreaker.CircuitBreaker[webhook.Response]{}}
+	for id := range cfg.Partners {
+		r.proc.breakers[id] = r.cfg.newBreaker(id)
+	}
 	return r, nil
 }
 

@@ -7,11 +7,15 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
 	"github.com/ucprelay/ucprelay/internal/gen"
@@ -25,6 +29,8 @@ import (
 )
 
 const apiKey = "relay-test-key-s3cr3t"
+
+func init() { otel.SetTextMapPropagator(propagation.TraceContext{}) }
 
 func sharedSchemas(t *testing.T) string {
 	t.Helper()
@@ -71,7 +77,13 @@ func testSlice(t *testing.T, seeds []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snk, err := sink.New(sink.Config{Validator: val, APIKey: apiKey})
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	var traced atomic.Int32
+	snk, err := sink.New(sink.Config{Validator: val, APIKey: apiKey, OnRequest: func(l sink.Line) {
+		if tp := l.Headers["Traceparent"]; len(tp) == 1 && strings.Contains(tp[0], traceID) {
+			traced.Add(1)
+		}
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +113,8 @@ func testSlice(t *testing.T, seeds []string) {
 		}
 		recs = append(recs, &kgo.Record{Topic: input, Key: []byte(id), Value: v})
 	}
+	// The producer's trace continues into the POST (W3C traceparent in, traceparent out).
+	recs[0].Headers = []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-" + traceID + "-00f067aa0ba902b7-01")}}
 	recs = append(recs, &kgo.Record{Topic: input, Key: []byte("ord_poison"), Value: []byte("not avro at all")})
 	prod, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
@@ -124,6 +138,7 @@ func testSlice(t *testing.T, seeds []string) {
 		DefaultPartner: "google",
 		MaxAttempts:    3,
 		Backoff:        webhook.Backoff{Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond},
+		Breaker:        relay.BreakerConfig{FailuresToTrip: 100},
 		RelayVersion:   "test",
 		Secrets:        []string{apiKey},
 	}, []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(100 * time.Millisecond)}, codec, sender)
@@ -144,6 +159,9 @@ func testSlice(t *testing.T, seeds []string) {
 		t.Fatalf("relay: %v", err)
 	}
 
+	if traced.Load() != 1 {
+		t.Errorf("trace context reached the partner %d times, want 1", traced.Load())
+	}
 	st := snk.Stats()
 	if st.Accepted != okOrders || st.Invalid != 0 || st.Stale != 0 || st.Unauthorized != 0 {
 		t.Fatalf("sink stats %+v", st)

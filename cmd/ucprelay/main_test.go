@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ucprelay/ucprelay/internal/kafkatest"
+)
+
+func run(t *testing.T, env []string, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := newRootCmd(&out, &errOut, env)
+	cmd.SetArgs(args)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := cmd.ExecuteContext(ctx)
+	return out.String() + errOut.String(), err
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	t.Parallel()
+	out, err := run(t, nil, "version")
+	if err != nil || strings.TrimSpace(out) == "" {
+		t.Fatalf("version: %q %v", out, err)
+	}
+	for _, sub := range []string{"run", "sink", "demo", "topics", "version"} {
+		out, err := run(t, nil, "--help")
+		if err != nil || !strings.Contains(out, sub) {
+			t.Fatalf("help lacks %s: %v\n%s", sub, err, out)
+		}
+	}
+	out, err = run(t, nil, "run", "--help")
+	if err != nil || !strings.Contains(out, "Examples:") {
+		t.Fatalf("run --help has no examples: %v\n%s", err, out)
+	}
+}
+
+func TestRunRejectsBadConfigNamingTheKey(t *testing.T) {
+	t.Parallel()
+	_, err := run(t, []string{"UCPRELAY_KAFKA__BROKERS=127.0.0.1:1"}, "run")
+	if err == nil {
+		t.Fatal("run without input topics or partners started")
+	}
+	for _, key := range []string{"kafka.input_topics", "partners"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error does not name %s: %v", key, err)
+		}
+	}
+}
+
+// topics create makes the dead-letter topic on the real broker, and run then refuses a
+// layout whose input topic is missing.
+func TestTopicsCreateAndRunChecksLayout(t *testing.T) {
+	t.Parallel()
+	seeds := kafkatest.Brokers(t)
+	n := kafkatest.NewNames(t)
+	adm := kafkatest.Admin(t, seeds)
+	input, dlq := n.Topic("orders"), n.Topic("dlq")
+	kafkatest.CreateTopic(t, adm, input, 2, nil)
+	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), dlq) })
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	body := "kafka:\n  brokers: [" + seeds[0] + "]\n  input_topics: [" + input + "]\n  dead_letter_topic: " + dlq +
+		"\npartners:\n  google:\n    base_url: http://127.0.0.1:9\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, nil, "--config", cfg, "topics", "create", "--replication", "1")
+	if err != nil || !strings.Contains(out, "created  "+dlq+" (2 partitions)") {
+		t.Fatalf("topics create: %v\n%s", err, out)
+	}
+	out, err = run(t, nil, "--config", cfg, "topics", "create", "--replication", "1")
+	if err != nil || !strings.Contains(out, "exists") {
+		t.Fatalf("topics create again: %v\n%s", err, out)
+	}
+	_, err = run(t, []string{"UCPRELAY_KAFKA__INPUT_TOPICS=" + n.Topic("missing")}, "--config", cfg, "run")
+	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("run on a missing input topic: %v", err)
+	}
+}
