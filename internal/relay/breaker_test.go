@@ -55,7 +55,7 @@ func TestOutageOpensBreakerAndNothingIsDeadLettered(t *testing.T) {
 	sender, _ := webhook.NewSender()
 	r, err := relay.New(relay.Config{
 		InputTopics: []string{input}, Group: names.Group(), DeadLetterTopic: dlq,
-		Partners: map[string]relay.Partner{"google": {Endpoint: webhook.Endpoint{Partner: "google", BaseURL: srv.URL}, Version: ucp.V20260408}},
+		Partners:    map[string]relay.Partner{"google": {Endpoint: webhook.Endpoint{Partner: "google", BaseURL: srv.URL}, Version: ucp.V20260408}},
 		MaxAttempts: 3, Backoff: webhook.Backoff{Initial: 5 * time.Millisecond, Max: 10 * time.Millisecond},
 		Breaker: relay.BreakerConfig{FailuresToTrip: 3, OpenFor: 100 * time.Millisecond, Hold: time.Minute, Poll: 10 * time.Millisecond},
 		OnBreakerChange: func(_ string, from, to gobreaker.State) {
