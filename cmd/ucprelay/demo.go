@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -35,8 +36,9 @@ when a check fails.`,
 				if err != nil {
 					return fmt.Errorf("--record: %w", err)
 				}
-				defer f.Close()
 				opts.Record = f
+				_, err = demo.Run(cmd.Context(), opts)
+				return errors.Join(err, f.Close())
 			}
 			_, err := demo.Run(cmd.Context(), opts)
 			return err

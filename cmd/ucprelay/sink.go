@@ -33,7 +33,7 @@ receives as a JSON line (API keys redacted).`,
 		Example: `  ucprelay sink --addr 127.0.0.1:8080 --record /tmp/sink.jsonl
   SINK_KEY=secret ucprelay sink --api-key-env SINK_KEY --fail-rate 0.3 --fail-status 503 --latency 20ms`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			val, err := ucpschema.New(version)
 			if err != nil {
 				return err
@@ -45,11 +45,11 @@ receives as a JSON line (API keys redacted).`,
 				}
 			}
 			if record != "" {
-				f, err := os.OpenFile(record, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+				f, err := os.OpenFile(record, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 				if err != nil {
 					return fmt.Errorf("--record: %w", err)
 				}
-				defer f.Close()
+				defer func() { err = errors.Join(err, f.Close()) }()
 				cfg.Record = f
 			}
 			s, err := sink.New(cfg)
@@ -60,7 +60,7 @@ receives as a JSON line (API keys redacted).`,
 			if failRate > 0 {
 				s.FailRate(failRate, sink.Fault{Status: failStatus})
 			}
-			ln, err := net.Listen("tcp", addr)
+			ln, err := (&net.ListenConfig{}).Listen(cmd.Context(), "tcp", addr)
 			if err != nil {
 				return err
 			}
@@ -68,7 +68,8 @@ receives as a JSON line (API keys redacted).`,
 			srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 			go func() {
 				<-cmd.Context().Done()
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				// The command's context is done; shutting down needs a fresh one.
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 5*time.Second)
 				defer cancel()
 				_ = srv.Shutdown(ctx)
 			}()

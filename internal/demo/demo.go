@@ -60,7 +60,7 @@ type Summary struct {
 const (
 	topic    = "orders"
 	dlqTopic = "ucprelay.dlq"
-	apiKey   = "demo-api-key"
+	apiKey   = "demo-api-key" //nolint:gosec // the demo's own sink key, not a credential
 )
 
 var partners = []string{"google", "acme-agent"}
@@ -131,7 +131,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	// The first two answers are outages, so the demo shows a retry.
 	snk.Script(sink.Fault{Status: http.StatusServiceUnavailable, RetryAfter: "1"}, sink.Fault{Status: http.StatusInternalServerError})
-	sinkURL, stopSink, err := serve(snk)
+	sinkURL, stopSink, err := serve(ctx, snk)
 	if err != nil {
 		return sum, err
 	}
@@ -243,7 +243,7 @@ func printSummary(out *lockedWriter, s Summary) {
 	out.mu.Lock()
 	defer out.mu.Unlock()
 	tw := tabwriter.NewWriter(out.w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(out.w, "\nsummary")
+	fmt.Fprintf(out.w, "\nsummary\n")
 	fmt.Fprintf(tw, "orders\t%d\t\n", s.Orders)
 	fmt.Fprintf(tw, "events produced\t%d\t\n", s.Events)
 	fmt.Fprintf(tw, "snapshots delivered\t%d\t\n", s.Delivered)
@@ -254,15 +254,15 @@ func printSummary(out *lockedWriter, s Summary) {
 	_ = tw.Flush()
 }
 
-func serve(h http.Handler) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func serve(ctx context.Context, h http.Handler) (string, func(), error) {
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, fmt.Errorf("demo: listen: %w", err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return "http://" + ln.Addr().String(), func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}, nil

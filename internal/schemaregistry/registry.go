@@ -144,7 +144,7 @@ func (r *Registry) register(subject string, s schema) int {
 // Serve listens on addr ("127.0.0.1:0" for any free port) and serves the registry until
 // ctx ends. It returns the registry's base URL once it accepts connections.
 func Serve(ctx context.Context, addr string, r *Registry) (string, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("schemaregistry: listen: %w", err)
 	}
@@ -156,7 +156,7 @@ func Serve(ctx context.Context, addr string, r *Registry) (string, error) {
 	}()
 	go func() {
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()

@@ -125,7 +125,7 @@ func (e *Event) Validate() error {
 		return fmt.Errorf("%w: event %s has no payload", ErrInvalidEvent, e.ID)
 	}
 	if err := e.Payload.validate(); err != nil {
-		return fmt.Errorf("%w: event %s (%s): %v", ErrInvalidEvent, e.ID, e.Payload.Kind(), err)
+		return fmt.Errorf("%w: event %s (%s): %w", ErrInvalidEvent, e.ID, e.Payload.Kind(), err)
 	}
 	return nil
 }

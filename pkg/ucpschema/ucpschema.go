@@ -112,7 +112,7 @@ const maxErrText = 600
 func (v *Validator) Validate(body []byte) error {
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%w: not JSON: %v", ErrInvalid, err)
+		return fmt.Errorf("%w: not JSON: %w", ErrInvalid, err)
 	}
 	if err := v.schema.Validate(inst); err != nil {
 		var ve *jsonschema.ValidationError

@@ -17,13 +17,13 @@ const maxRetryAfterSeconds = 7 * 24 * 3600
 type Class int
 
 const (
-	// Success: the partner acknowledged the snapshot (2xx).
+	// Success means the partner acknowledged the snapshot (2xx).
 	Success Class = iota
-	// Retryable: try again after a backoff (timeouts, connection errors, 408, 425, 429, 5xx).
+	// Retryable means: try again after a backoff (timeouts, connection errors, 408, 425, 429, 5xx).
 	Retryable
-	// Permanent: the snapshot will never be accepted as sent (other 4xx); dead-letter it.
+	// Permanent means the snapshot will never be accepted as sent (other 4xx); dead-letter it.
 	Permanent
-	// Credentials: 401 or 403. The endpoint rejects our credentials or signature for every
+	// Credentials means 401 or 403. The endpoint rejects our credentials or signature for every
 	// order alike; feed the breaker and alert instead of dead-lettering each order.
 	Credentials
 )

@@ -166,7 +166,7 @@ func (s *Sender) Send(ctx context.Context, ep *Endpoint, req Request) (Response,
 	if err != nil {
 		return Response{}, &TransportError{Op: "post to partner " + ep.Partner, Err: stripURL(err)}
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	text, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorText+1))
 	// Drain a little more so the connection can be reused; give up on huge answers.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

@@ -51,8 +51,10 @@ func Reason(err error) string {
 // Error is a fold failure with its reason, for the dead-letter record.
 type Error struct{ Err error }
 
-func (e *Error) Error() string  { return e.Err.Error() }
-func (e *Error) Unwrap() error  { return e.Err }
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Reason returns the dead-letter reason of the failure.
 func (e *Error) Reason() string { return Reason(e.Err) }
 
 func fail(err error, format string, args ...any) error {
