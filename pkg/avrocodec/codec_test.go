@@ -3,10 +3,10 @@ package avrocodec_test
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"net/http/httptest"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -82,12 +82,7 @@ func TestNewerWriterSchema(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	reg := registry(t)
-	v2 := strings.Replace(avro.OrderEvent,
-		`{"name": "partner_id",`,
-		`{"name": "tenant", "type": ["null", "string"], "default": null},
-    {"name": "partner_id",`, 1)
-	v2 = strings.Replace(v2, `    ], "doc": "What happened.`, `    ,{"type": "record", "name": "GiftWrapped", "fields": [{"name": "note", "type": "string"}]}
-    ], "doc": "What happened.`, 1)
+	v2 := newerSchema(t)
 	id, err := reg.RegisterSchema(ctx, "orders-value", sr.Schema{Schema: v2, Type: sr.TypeAvro}, -1, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -192,4 +187,27 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("untyped error: %v", err)
 		}
 	})
+}
+
+// newerSchema is avro.OrderEvent as a newer producer has it: one more optional field
+// and one more payload kind at the end of the union.
+func newerSchema(t *testing.T) string {
+	t.Helper()
+	var s map[string]any
+	if err := json.Unmarshal([]byte(avro.OrderEvent), &s); err != nil {
+		t.Fatal(err)
+	}
+	fields := s["fields"].([]any)
+	for _, f := range fields {
+		if f := f.(map[string]any); f["name"] == "payload" {
+			f["type"] = append(f["type"].([]any), map[string]any{"type": "record", "name": "GiftWrapped",
+				"fields": []any{map[string]any{"name": "note", "type": "string"}}})
+		}
+	}
+	s["fields"] = append(fields, map[string]any{"name": "tenant", "type": []any{"null", "string"}, "default": nil})
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

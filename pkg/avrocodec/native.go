@@ -43,6 +43,15 @@ func (r rec) str(field string) string {
 	return ""
 }
 
+// optStr reads a ["null","string"] union, telling null from "".
+func (r rec) optStr(field string) *string {
+	if r.m[field] == nil {
+		return nil
+	}
+	v := r.str(field)
+	return &v
+}
+
 func (r rec) long(field string) int64 {
 	switch v := r.m[field].(type) {
 	case nil:
@@ -116,6 +125,25 @@ func fromNative(native any) (orderevents.Event, error) {
 		switch short := name[strings.LastIndexByte(name, '.')+1:]; short {
 		case "OrderPlaced":
 			ev.Payload = orderPlaced(p)
+		case "FulfillmentRecorded":
+			ev.Payload = orderevents.FulfillmentRecorded{
+				Type: p.str("type"), Lines: lineQuantities(p, "lines"), TrackingNumber: p.str("tracking_number"),
+				TrackingURL: p.str("tracking_url"), Carrier: p.str("carrier"), Description: p.str("description"),
+			}
+		case "ExpectationsChanged":
+			ev.Payload = orderevents.ExpectationsChanged{Expectations: expectations(p, "expectations")}
+		case "LinesCanceled":
+			ev.Payload = orderevents.LinesCanceled{Lines: lineQuantities(p, "lines"), Description: p.str("description")}
+		case "OrderCanceled":
+			ev.Payload = orderevents.OrderCanceled{Description: p.str("description")}
+		case "AdjustmentRecorded":
+			ev.Payload = orderevents.AdjustmentRecorded{
+				AdjustmentID: p.str("adjustment_id"), Type: p.str("type"), Status: p.str("status"),
+				Lines: lineQuantities(p, "lines"), Totals: totals(p, "totals"), Currency: p.str("currency"),
+				Description: p.str("description"),
+			}
+		case "OrderDetailsChanged":
+			ev.Payload = orderevents.OrderDetailsChanged{Label: p.optStr("label"), PermalinkURL: p.optStr("permalink_url")}
 		default:
 			return ev, decodeErr(ReasonUnknownEventType, "event %s has payload %s, which this version does not know", ev.ID, name)
 		}
@@ -141,9 +169,15 @@ func orderPlaced(p rec) orderevents.OrderPlaced {
 			Item: orderevents.Item{ID: it.str("id"), Title: it.str("title"), Price: it.long("price"), ImageURL: it.str("image_url")},
 		})
 	})
-	p.each("expectations", func(x rec) {
+	o.Expectations = expectations(p, "expectations")
+	return o
+}
+
+func expectations(r rec, field string) []orderevents.Expectation {
+	var out []orderevents.Expectation
+	r.each(field, func(x rec) {
 		d := x.record("destination")
-		o.Expectations = append(o.Expectations, orderevents.Expectation{
+		out = append(out, orderevents.Expectation{
 			ID: x.str("id"), Lines: lineQuantities(x, "lines"), MethodType: x.str("method_type"),
 			Description: x.str("description"), FulfillableOn: x.str("fulfillable_on"),
 			Destination: orderevents.Address{
@@ -154,7 +188,7 @@ func orderPlaced(p rec) orderevents.OrderPlaced {
 			},
 		})
 	})
-	return o
+	return out
 }
 
 func totals(r rec, field string) []orderevents.Total {
@@ -186,6 +220,25 @@ func toNative(ev orderevents.Event) (map[string]any, error) {
 	switch p := ev.Payload.(type) {
 	case orderevents.OrderPlaced:
 		payload = goavro.Union(namespace+"OrderPlaced", placedNative(p))
+	case orderevents.FulfillmentRecorded:
+		payload = goavro.Union(namespace+"FulfillmentRecorded", map[string]any{
+			"type": p.Type, "lines": lineQuantitiesNative(p.Lines), "tracking_number": optional(p.TrackingNumber),
+			"tracking_url": optional(p.TrackingURL), "carrier": optional(p.Carrier), "description": optional(p.Description),
+		})
+	case orderevents.ExpectationsChanged:
+		payload = goavro.Union(namespace+"ExpectationsChanged", map[string]any{"expectations": expectationsNative(p.Expectations)})
+	case orderevents.LinesCanceled:
+		payload = goavro.Union(namespace+"LinesCanceled", map[string]any{"lines": lineQuantitiesNative(p.Lines), "description": optional(p.Description)})
+	case orderevents.OrderCanceled:
+		payload = goavro.Union(namespace+"OrderCanceled", map[string]any{"description": optional(p.Description)})
+	case orderevents.AdjustmentRecorded:
+		payload = goavro.Union(namespace+"AdjustmentRecorded", map[string]any{
+			"adjustment_id": optional(p.AdjustmentID), "type": p.Type, "status": p.Status,
+			"lines": lineQuantitiesNative(p.Lines), "totals": totalsNative(p.Totals),
+			"currency": optional(p.Currency), "description": optional(p.Description),
+		})
+	case orderevents.OrderDetailsChanged:
+		payload = goavro.Union(namespace+"OrderDetailsChanged", map[string]any{"label": optionalPtr(p.Label), "permalink_url": optionalPtr(p.PermalinkURL)})
 	default:
 		return nil, fmt.Errorf("avrocodec: cannot encode payload %T", ev.Payload)
 	}
@@ -203,15 +256,42 @@ func placedNative(p orderevents.OrderPlaced) map[string]any {
 			"item": map[string]any{"id": l.Item.ID, "title": l.Item.Title, "price": l.Item.Price, "image_url": optional(l.Item.ImageURL)},
 		})
 	}
-	exps := make([]any, 0, len(p.Expectations))
-	for _, x := range p.Expectations {
-		qs := make([]any, 0, len(x.Lines))
-		for _, q := range x.Lines {
-			qs = append(qs, map[string]any{"line_id": q.LineID, "quantity": q.Quantity})
-		}
+	return map[string]any{
+		"checkout_id": p.CheckoutID, "permalink_url": p.PermalinkURL, "label": optional(p.Label),
+		"currency": p.Currency, "line_items": lines, "expectations": expectationsNative(p.Expectations), "totals": totalsNative(p.Totals),
+	}
+}
+
+func totalsNative(ts []orderevents.Total) []any {
+	out := make([]any, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, map[string]any{"type": t.Type, "amount": t.Amount, "display_text": optional(t.DisplayText)})
+	}
+	return out
+}
+
+// optionalPtr is the native value of a ["null","string"] union that tells null from "".
+func optionalPtr(s *string) any {
+	if s == nil {
+		return nil
+	}
+	return goavro.Union("string", *s)
+}
+
+func lineQuantitiesNative(qs []orderevents.LineQuantity) []any {
+	out := make([]any, 0, len(qs))
+	for _, q := range qs {
+		out = append(out, map[string]any{"line_id": q.LineID, "quantity": q.Quantity})
+	}
+	return out
+}
+
+func expectationsNative(xs []orderevents.Expectation) []any {
+	out := make([]any, 0, len(xs))
+	for _, x := range xs {
 		d := x.Destination
-		exps = append(exps, map[string]any{
-			"id": x.ID, "lines": qs, "method_type": x.MethodType,
+		out = append(out, map[string]any{
+			"id": x.ID, "lines": lineQuantitiesNative(x.Lines), "method_type": x.MethodType,
 			"description": optional(x.Description), "fulfillable_on": optional(x.FulfillableOn),
 			"destination": map[string]any{
 				"full_name": optional(d.FullName), "first_name": optional(d.FirstName), "last_name": optional(d.LastName),
@@ -220,17 +300,6 @@ func placedNative(p orderevents.OrderPlaced) map[string]any {
 				"country": optional(d.Country), "phone_number": optional(d.PhoneNumber),
 			},
 		})
-	}
-	return map[string]any{
-		"checkout_id": p.CheckoutID, "permalink_url": p.PermalinkURL, "label": optional(p.Label),
-		"currency": p.Currency, "line_items": lines, "expectations": exps, "totals": totalsNative(p.Totals),
-	}
-}
-
-func totalsNative(ts []orderevents.Total) []any {
-	out := make([]any, 0, len(ts))
-	for _, t := range ts {
-		out = append(out, map[string]any{"type": t.Type, "amount": t.Amount, "display_text": optional(t.DisplayText)})
 	}
 	return out
 }

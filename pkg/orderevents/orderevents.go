@@ -14,7 +14,13 @@ type Kind string
 
 // Payload kinds.
 const (
-	KindOrderPlaced Kind = "order_placed"
+	KindOrderPlaced         Kind = "order_placed"
+	KindFulfillmentRecorded Kind = "fulfillment_recorded"
+	KindExpectationsChanged Kind = "expectations_changed"
+	KindLinesCanceled       Kind = "lines_canceled"
+	KindOrderCanceled       Kind = "order_canceled"
+	KindAdjustmentRecorded  Kind = "adjustment_recorded"
+	KindOrderDetailsChanged Kind = "order_details_changed"
 )
 
 // Event is one order-domain event.
@@ -159,15 +165,8 @@ func (p OrderPlaced) validate() error {
 		}
 		seen[l.ID] = true
 	}
-	for _, x := range p.Expectations {
-		if x.ID == "" || !methodTypes[x.MethodType] {
-			errs = append(errs, fmt.Errorf("expectation %q needs an id and a method type of shipping, pickup or digital", x.ID))
-		}
-		for _, lq := range x.Lines {
-			if lq.Quantity < 1 {
-				errs = append(errs, fmt.Errorf("expectation %s line %s quantity %d < 1", x.ID, lq.LineID, lq.Quantity))
-			}
-		}
+	if err := expectations(p.Expectations); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -27,29 +27,49 @@ var (
 	ErrDuplicatePlacement = errors.New("fold: order placed twice")
 	// ErrUnknownLine: an event references a line the order does not have.
 	ErrUnknownLine = errors.New("fold: unknown line")
+	// ErrOverFulfilled: a shipment of more than the line's remaining quantity.
+	ErrOverFulfilled = errors.New("fold: shipped more than remains")
+	// ErrOverCanceled: a cancellation of more than the line's unshipped quantity.
+	ErrOverCanceled = errors.New("fold: canceled more than remains unshipped")
+	// ErrNegativeQuantity: an adjustment would take a line's quantity below zero.
+	ErrNegativeQuantity = errors.New("fold: negative quantity")
+	// ErrCurrencyMismatch: an adjustment in another currency than the order's.
+	ErrCurrencyMismatch = errors.New("fold: currency mismatch")
 	// ErrInvalid: an event is malformed on its own.
 	ErrInvalid = errors.New("fold: invalid event")
 )
 
+var reasons = []struct {
+	err    error
+	reason string
+}{
+	{ErrNotPlaced, "orphan"},
+	{ErrMixedOrders, "mixed_orders"},
+	{ErrDuplicatePlacement, "duplicate_placement"},
+	{ErrUnknownLine, "unknown_line"},
+	{ErrOverFulfilled, "over_fulfilled"},
+	{ErrOverCanceled, "over_canceled"},
+	{ErrNegativeQuantity, "negative_quantity"},
+	{ErrCurrencyMismatch, "currency_mismatch"},
+	{ErrInvalid, "invalid_event"},
+}
+
 // Reason returns the dead-letter reason of a fold error.
 func Reason(err error) string {
-	switch {
-	case errors.Is(err, ErrNotPlaced):
-		return "orphan"
-	case errors.Is(err, ErrMixedOrders):
-		return "mixed_orders"
-	case errors.Is(err, ErrDuplicatePlacement):
-		return "duplicate_placement"
-	case errors.Is(err, ErrUnknownLine):
-		return "unknown_line"
-	case errors.Is(err, ErrInvalid):
-		return "invalid_event"
+	for _, r := range reasons {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
 	}
 	return "fold_failed"
 }
 
 // Error is a fold failure with its reason, for the dead-letter record.
-type Error struct{ Err error }
+type Error struct {
+	Err error
+	// EventID is the event that broke the invariant, when one did.
+	EventID string
+}
 
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
@@ -72,46 +92,63 @@ type Snapshot struct {
 	// Newest is the latest occurred time among the events.
 	Newest time.Time
 	// WebhookID identifies this snapshot to the partner (ucp-order.md §3): the id of the
-	// primary (newest) event's UCP entry, or the order id for the placement.
+	// UCP entry (fulfilment event or adjustment) the newest event created, the order id
+	// when the newest event is the placement, and otherwise (a change without an entry of
+	// its own, or an adjustment updated in place) a UUIDv5 of order id and version.
 	WebhookID string
 }
 
 // Fold derives the snapshot of one order from its events, in any order and with
-// duplicates.
+// duplicates: the placement is applied first, then the other events by occurred time,
+// then id.
 func Fold(events []orderevents.Event) (*Snapshot, error) {
 	evs, err := normalize(events)
 	if err != nil {
 		return nil, err
 	}
-	var placed *orderevents.OrderPlaced
 	s := &Snapshot{Version: int64(len(evs))}
+	var placed *orderevents.Event
 	for i := range evs {
 		ev := &evs[i]
-		if ev.PartnerID != "" {
+		if ev.PartnerID != "" && s.PartnerID == "" {
 			s.PartnerID = ev.PartnerID
 		}
 		if ev.OccurredAt.After(s.Newest) {
 			s.Newest = ev.OccurredAt
 		}
-		switch p := ev.Payload.(type) {
-		case orderevents.OrderPlaced:
+		if _, ok := ev.Payload.(orderevents.OrderPlaced); ok {
 			if placed != nil {
-				return nil, fail(ErrDuplicatePlacement, "order %s: events %s and another", ev.OrderID, ev.ID)
+				return nil, fail(ErrDuplicatePlacement, "order %s: events %s and %s", ev.OrderID, placed.ID, ev.ID)
 			}
-			placed = &p
-			s.Order = fromPlaced(ev.OrderID, p)
-			s.WebhookID = ev.OrderID
-		default:
-			return nil, fail(ErrInvalid, "event %s: payload %T is not folded by this version", ev.ID, ev.Payload)
+			placed = ev
 		}
 	}
 	if placed == nil {
 		return nil, fail(ErrNotPlaced, "order %s has %d event(s) and no placement", evs[0].OrderID, len(evs))
 	}
-	if err := checkLines(s.Order); err != nil {
-		return nil, err
+	f := newFolder(placed)
+	if err := f.checkExpectations(f.o.Fulfillment.Expectations); err != nil {
+		return nil, withEvent(err, placed.ID)
 	}
+	for i := range evs {
+		if &evs[i] == placed {
+			continue
+		}
+		if err := f.apply(&evs[i]); err != nil {
+			return nil, withEvent(err, evs[i].ID)
+		}
+	}
+	s.Order = f.o
+	s.WebhookID = f.webhookID(&evs[len(evs)-1], s.Version)
 	return s, nil
+}
+
+func withEvent(err error, id string) error {
+	var fe *Error
+	if errors.As(err, &fe) && fe.EventID == "" {
+		fe.EventID = id
+	}
+	return err
 }
 
 // normalize validates, deduplicates by id and sorts by (occurred time, id).
@@ -141,64 +178,6 @@ func normalize(events []orderevents.Event) ([]orderevents.Event, error) {
 		return out[i].ID < out[j].ID
 	})
 	return out, nil
-}
-
-func fromPlaced(orderID string, p orderevents.OrderPlaced) *ucp.Order {
-	o := &ucp.Order{
-		ID: orderID, Label: p.Label, CheckoutID: p.CheckoutID, PermalinkURL: p.PermalinkURL, Currency: p.Currency,
-		Totals: totals(p.Totals),
-	}
-	for _, l := range p.LineItems {
-		o.LineItems = append(o.LineItems, ucp.LineItem{
-			ID: l.ID, ParentID: l.ParentID, Totals: totals(l.Totals),
-			Item:     ucp.Item{ID: l.Item.ID, Title: l.Item.Title, Price: l.Item.Price, ImageURL: l.Item.ImageURL},
-			Quantity: ucp.Quantity{Original: l.Quantity, HasOriginal: true, Total: l.Quantity},
-		})
-	}
-	for _, x := range p.Expectations {
-		d := x.Destination
-		o.Fulfillment.Expectations = append(o.Fulfillment.Expectations, ucp.Expectation{
-			ID: x.ID, LineItems: refs(x.Lines), MethodType: x.MethodType, Description: x.Description, FulfillableOn: x.FulfillableOn,
-			Destination: ucp.PostalAddress{
-				FullName: d.FullName, FirstName: d.FirstName, LastName: d.LastName, StreetAddress: d.StreetAddress,
-				ExtendedAddress: d.ExtendedAddress, AddressLocality: d.Locality, AddressRegion: d.Region,
-				PostalCode: d.PostalCode, AddressCountry: d.Country, PhoneNumber: d.PhoneNumber,
-			},
-		})
-	}
-	return o
-}
-
-func totals(ts []orderevents.Total) []ucp.Total {
-	out := make([]ucp.Total, 0, len(ts))
-	for _, t := range ts {
-		out = append(out, ucp.Total{Type: t.Type, Amount: t.Amount, DisplayText: t.DisplayText})
-	}
-	return out
-}
-
-func refs(qs []orderevents.LineQuantity) []ucp.LineRef {
-	out := make([]ucp.LineRef, 0, len(qs))
-	for _, q := range qs {
-		out = append(out, ucp.LineRef{ID: q.LineID, Quantity: q.Quantity})
-	}
-	return out
-}
-
-// checkLines verifies that expectations reference existing lines.
-func checkLines(o *ucp.Order) error {
-	lines := make(map[string]bool, len(o.LineItems))
-	for _, l := range o.LineItems {
-		lines[l.ID] = true
-	}
-	for _, x := range o.Fulfillment.Expectations {
-		for _, r := range x.LineItems {
-			if !lines[r.ID] {
-				return fail(ErrUnknownLine, "order %s expectation %s references line %q", o.ID, x.ID, r.ID)
-			}
-		}
-	}
-	return nil
 }
 
 // Envelope is what a send adds to a snapshot: the identity and freshness stamp the
