@@ -69,6 +69,15 @@ func placed8F3KQ2() orderevents.Event {
 	}
 }
 
+func decode(t *testing.T, b []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func semanticEqual(t *testing.T, got, want []byte) {
 	t.Helper()
 	var g, w any
