@@ -13,8 +13,8 @@ import (
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/orderevents/ordereventstest"
-	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
+	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden Avro encodings in testdata/")

@@ -43,6 +43,30 @@ func (r rec) str(field string) string {
 	return ""
 }
 
+// strMap reads a map<string>; empty reads as nil.
+func (r rec) strMap(field string) map[string]string {
+	switch v := r.m[field].(type) {
+	case nil:
+		return nil
+	case map[string]any:
+		if len(v) == 0 {
+			return nil
+		}
+		out := make(map[string]string, len(v))
+		for k, x := range v {
+			s, ok := x.(string)
+			if !ok {
+				r.fail(field, "value of %q is %T", k, x)
+				return nil
+			}
+			out[k] = s
+		}
+		return out
+	}
+	r.fail(field, "not a map: %T", r.m[field])
+	return nil
+}
+
 // optStr reads a ["null","string"] union, telling null from "".
 func (r rec) optStr(field string) *string {
 	if r.m[field] == nil {
@@ -161,6 +185,7 @@ func orderPlaced(p rec) orderevents.OrderPlaced {
 	o := orderevents.OrderPlaced{
 		CheckoutID: p.str("checkout_id"), PermalinkURL: p.str("permalink_url"),
 		Label: p.str("label"), Currency: p.str("currency"), Totals: totals(p, "totals"),
+		Attribution: p.strMap("attribution"),
 	}
 	p.each("line_items", func(l rec) {
 		it := l.record("item")
@@ -259,6 +284,7 @@ func placedNative(p orderevents.OrderPlaced) map[string]any {
 	return map[string]any{
 		"checkout_id": p.CheckoutID, "permalink_url": p.PermalinkURL, "label": optional(p.Label),
 		"currency": p.Currency, "line_items": lines, "expectations": expectationsNative(p.Expectations), "totals": totalsNative(p.Totals),
+		"attribution": attributionNative(p.Attribution),
 	}
 }
 
@@ -300,6 +326,14 @@ func expectationsNative(xs []orderevents.Expectation) []any {
 				"country": optional(d.Country), "phone_number": optional(d.PhoneNumber),
 			},
 		})
+	}
+	return out
+}
+
+func attributionNative(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
 	}
 	return out
 }

@@ -55,6 +55,8 @@ type OrderPlaced struct {
 	LineItems    []PlacedLine
 	Expectations []Expectation
 	Totals       []Total
+	// Attribution is the checkout's referral context (campaign, click ids ...).
+	Attribution map[string]string
 }
 
 // Kind implements Payload.

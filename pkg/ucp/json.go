@@ -26,18 +26,29 @@ var legacyTotalTypes = map[string]bool{
 }
 
 type wireOrder struct {
-	UCP          wireUCP        `json:"ucp"`
-	ID           string         `json:"id"`
-	Label        string         `json:"label,omitempty"`
-	CheckoutID   string         `json:"checkout_id"`
-	PermalinkURL string         `json:"permalink_url"`
-	Currency     string         `json:"currency,omitempty"`
-	LineItems    []wireLine     `json:"line_items"`
-	Fulfillment  wireFulfilment `json:"fulfillment"`
-	Adjustments  []wireAdj      `json:"adjustments"`
-	Totals       []wireTotal    `json:"totals"`
-	EventID      string         `json:"event_id,omitempty"`
-	CreatedTime  string         `json:"created_time,omitempty"`
+	UCP          wireUCP           `json:"ucp"`
+	ID           string            `json:"id"`
+	Label        string            `json:"label,omitempty"`
+	CheckoutID   string            `json:"checkout_id"`
+	PermalinkURL string            `json:"permalink_url"`
+	Currency     string            `json:"currency,omitempty"`
+	LineItems    []wireLine        `json:"line_items"`
+	Fulfillment  wireFulfilment    `json:"fulfillment"`
+	Adjustments  []wireAdj         `json:"adjustments"`
+	Totals       []wireTotal       `json:"totals"`
+	Messages     []wireMessage     `json:"messages,omitempty"`
+	Attribution  map[string]string `json:"attribution,omitempty"`
+	EventID      string            `json:"event_id,omitempty"`
+	CreatedTime  string            `json:"created_time,omitempty"`
+}
+
+type wireMessage struct {
+	Type        string `json:"type"`
+	Code        string `json:"code,omitempty"`
+	Path        string `json:"path,omitempty"`
+	ContentType string `json:"content_type,omitempty"`
+	Content     string `json:"content"`
+	Severity    string `json:"severity,omitempty"`
 }
 
 type wireUCP struct {
@@ -177,7 +188,10 @@ func toWire(o *Order, v Version, env Envelope) (*wireOrder, error) {
 		w.EventID, w.CreatedTime = env.EventID, FormatTime(env.CreatedTime)
 	} else {
 		w.UCP = wireUCP{Version: string(v), Capabilities: map[string][]wireCapability{CapabilityOrder: {{Version: string(v)}}}}
-		w.Label, w.Currency = o.Label, o.Currency
+		w.Label, w.Currency, w.Attribution = o.Label, o.Currency, o.Attribution
+		for _, m := range o.Messages {
+			w.Messages = append(w.Messages, wireMessage(m))
+		}
 	}
 	var err error
 	if w.Totals, err = totals(o.Totals, legacy, "totals"); err != nil {

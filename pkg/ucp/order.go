@@ -13,6 +13,19 @@ type Order struct {
 	Fulfillment  Fulfillment
 	Adjustments  []Adjustment
 	Totals       []Total
+	Messages     []Message         // 2026-04-08 only
+	Attribution  map[string]string // 2026-04-08 only: the originating checkout's referral context
+}
+
+// Message is a business outcome message (2026-04-08): Type is error, warning or info;
+// Code is required for errors and warnings, Severity for errors.
+type Message struct {
+	Type        string
+	Code        string
+	Path        string
+	ContentType string // plain (default) or markdown
+	Content     string
+	Severity    string
 }
 
 // LineItem is one line of the order. Its status is derived when rendered.

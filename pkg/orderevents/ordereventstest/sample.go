@@ -4,6 +4,7 @@
 package ordereventstest
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
@@ -25,7 +26,7 @@ func Lifecycle(orderID string) []orderevents.Event {
 	lines := func(kv ...int64) []orderevents.LineQuantity {
 		var out []orderevents.LineQuantity
 		for i := 0; i < len(kv); i += 2 {
-			out = append(out, orderevents.LineQuantity{LineID: "li_" + string(rune('0'+kv[i])), Quantity: kv[i+1]})
+			out = append(out, orderevents.LineQuantity{LineID: "li_" + strconv.FormatInt(kv[i], 10), Quantity: kv[i+1]})
 		}
 		return out
 	}
@@ -40,6 +41,7 @@ func Lifecycle(orderID string) []orderevents.Event {
 		Expectations: []orderevents.Expectation{{ID: "exp_1", Lines: lines(1, 1, 2, 3), MethodType: "shipping", Destination: addr, Description: "Arrives Sep 17", FulfillableOn: "now"}},
 		Totals: []orderevents.Total{{Type: "subtotal", Amount: 18000, DisplayText: "Subtotal"}, {Type: "fulfillment", Amount: 800, DisplayText: "Shipping"},
 			{Type: "tax", Amount: 1485, DisplayText: "Sales tax"}, {Type: "total", Amount: 20285, DisplayText: "Total"}},
+		Attribution: map[string]string{"utm_source": "agent", "gclid": "abc123"},
 	})
 	return []orderevents.Event{
 		placed,

@@ -28,7 +28,7 @@ func newFolder(placed *orderevents.Event) *folder {
 	p := placed.Payload.(orderevents.OrderPlaced)
 	o := &ucp.Order{
 		ID: placed.OrderID, Label: p.Label, CheckoutID: p.CheckoutID, PermalinkURL: p.PermalinkURL, Currency: p.Currency,
-		Totals: totals(p.Totals), LineItems: make([]ucp.LineItem, 0, len(p.LineItems)),
+		Totals: totals(p.Totals), LineItems: make([]ucp.LineItem, 0, len(p.LineItems)), Attribution: p.Attribution,
 		Fulfillment: ucp.Fulfillment{Expectations: expectations(p.Expectations)},
 	}
 	for _, l := range p.LineItems {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
+	"github.com/ucprelay/ucprelay/pkg/orderevents/ordereventstest"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
 	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
 	"github.com/ucprelay/ucprelay/pkg/ucpschema"
@@ -187,4 +188,36 @@ func FuzzFold(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// Every payload kind folded together renders a schema-valid body in every version,
+// with 2026-04-08's messages and attribution included.
+func TestLifecycleValidInEveryVersion(t *testing.T) {
+	t.Parallel()
+	dir := shared(t, "ucp-schemas")
+	for _, evs := range [][]orderevents.Event{ordereventstest.Lifecycle("ord_x"), ordereventstest.Canceled("ord_y")} {
+		s, err := fold.Fold(evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Order.Messages = []ucp.Message{{Type: "info", Content: "Gift note added"}, {Type: "warning", Code: "delayed_fulfillment", Content: "Backordered item"}}
+		env := fold.NextEnvelope(s, time.Time{})
+		for _, v := range ucp.Supported() {
+			val, err := ucpschema.NewFromDir(dir, string(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := ucp.Marshal(s.Order, v, env.Body())
+			if err != nil {
+				t.Fatalf("%s: %v", v, err)
+			}
+			if err := val.Validate(body); err != nil {
+				t.Errorf("%s: %v\n%s", v, err, body)
+			}
+			has := strings.Contains(string(body), `"attribution":{"gclid":"abc123","utm_source":"agent"}`)
+			if (v == ucp.V20260408) != has && len(evs) > 2 {
+				t.Errorf("%s: attribution present %v", v, has)
+			}
+		}
+	}
 }
