@@ -25,7 +25,7 @@ func Lifecycle(orderID string) []orderevents.Event {
 	}
 	lines := func(kv ...int64) []orderevents.LineQuantity {
 		var out []orderevents.LineQuantity
-		for i := 0; i < len(kv); i += 2 {
+		for i := 0; i+1 < len(kv); i += 2 {
 			out = append(out, orderevents.LineQuantity{LineID: "li_" + strconv.FormatInt(kv[i], 10), Quantity: kv[i+1]})
 		}
 		return out
