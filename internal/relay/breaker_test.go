@@ -16,6 +16,7 @@ import (
 	"github.com/ucprelay/ucprelay/internal/kafkatest"
 	"github.com/ucprelay/ucprelay/internal/relay"
 	"github.com/ucprelay/ucprelay/internal/sink"
+	"github.com/ucprelay/ucprelay/internal/testshared"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
 	"github.com/ucprelay/ucprelay/pkg/ucpschema"
@@ -36,7 +37,7 @@ func TestOutageOpensBreakerAndNothingIsDeadLettered(t *testing.T) {
 	kafkatest.CreateTopic(t, adm, input, 2, nil)
 	kafkatest.CreateTopic(t, adm, dlq, 1, nil)
 
-	val, err := ucpschema.NewFromDir(sharedSchemas(t), "2026-04-08")
+	val, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), "2026-04-08")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,6 +20,7 @@ import (
 	"github.com/ucprelay/ucprelay/internal/kafkatest"
 	"github.com/ucprelay/ucprelay/internal/relay"
 	"github.com/ucprelay/ucprelay/internal/sink"
+	"github.com/ucprelay/ucprelay/internal/testshared"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
 	"github.com/ucprelay/ucprelay/pkg/ucpschema"
@@ -31,25 +30,6 @@ import (
 const apiKey = "relay-test-key-s3cr3t"
 
 func init() { otel.SetTextMapPropagator(propagation.TraceContext{}) }
-
-func sharedSchemas(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		dir = filepath.Dir(dir)
-	}
-	p := filepath.Join(dir, "..", "shared", "ucp-schemas")
-	if _, err := os.Stat(p); err != nil {
-		if kafkatest.InCI() {
-			t.Fatalf("shared schemas missing: %v", err)
-		}
-		t.Skipf("shared schemas missing: %v", err)
-	}
-	return p
-}
 
 // The thin slice on the real broker: OrderPlaced events reach a validating sink as
 // complete UCP orders; a partner answering 5xx gets its orders dead-lettered after the
@@ -73,7 +53,7 @@ func testSlice(t *testing.T, seeds []string) {
 	kafkatest.CreateTopic(t, adm, input, 3, nil)
 	kafkatest.CreateTopic(t, adm, dlq, 1, nil)
 
-	val, err := ucpschema.NewFromDir(sharedSchemas(t), "2026-04-08")
+	val, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), "2026-04-08")
 	if err != nil {
 		t.Fatal(err)
 	}

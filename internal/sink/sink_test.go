@@ -15,29 +15,11 @@ import (
 	"time"
 
 	"github.com/ucprelay/ucprelay/internal/sink"
+	"github.com/ucprelay/ucprelay/internal/testshared"
 	"github.com/ucprelay/ucprelay/pkg/ucpschema"
 )
 
 const key = "sink-test-key-123"
-
-func shared(t *testing.T, sub string) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		dir = filepath.Dir(dir)
-	}
-	p := filepath.Join(dir, "..", "shared", sub)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("shared folder missing: %v", err)
-		}
-		t.Skipf("shared folder missing: %v", err)
-	}
-	return p
-}
 
 type syncBuf struct {
 	mu sync.Mutex
@@ -49,7 +31,7 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 
 func newSink(t *testing.T, rec *syncBuf) (*sink.Sink, *httptest.Server) {
 	t.Helper()
-	v, err := ucpschema.NewFromDir(shared(t, "ucp-schemas"), "2026-04-08")
+	v, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), "2026-04-08")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +50,7 @@ func newSink(t *testing.T, rec *syncBuf) (*sink.Sink, *httptest.Server) {
 
 func example(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(shared(t, "ucp-examples"), name))
+	b, err := os.ReadFile(filepath.Join(testshared.Dir(t, "ucp-examples"), name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,39 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ucprelay/ucprelay/internal/testshared"
 	"github.com/ucprelay/ucprelay/pkg/ucpschema"
 )
 
-// shared returns ../shared/<sub> from the module root: the published schemas and examples.
-func shared(t *testing.T, sub string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", sub)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("shared folder missing: %v", err)
-		}
-		t.Skipf("shared folder missing (%v); it sits beside the checkout", err)
-	}
-	return p
-}
-
 func examples(t *testing.T) map[string][]byte {
 	t.Helper()
-	dir := shared(t, "ucp-examples")
+	dir := testshared.Dir(t, "ucp-examples")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	if len(files) != 6 {
 		t.Fatalf("want the 6 examples, found %d", len(files))
@@ -64,7 +38,7 @@ func TestExamplesValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromDir, err := ucpschema.NewFromDir(shared(t, "ucp-schemas"), "2026-04-08")
+	fromDir, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), "2026-04-08")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +111,7 @@ func TestVersions(t *testing.T) {
 // The embedded schemas are byte-identical to the published copies in ../shared.
 func TestEmbeddedMatchesShared(t *testing.T) {
 	t.Parallel()
-	root := shared(t, "ucp-schemas")
+	root := testshared.Dir(t, "ucp-schemas")
 	n := 0
 	for _, v := range []string{"2026-01-11", "2026-01-23", "2026-04-08"} {
 		src := filepath.Join(root, v, "schemas")

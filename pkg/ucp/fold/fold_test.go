@@ -9,30 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ucprelay/ucprelay/internal/testshared"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
 	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
 	"github.com/ucprelay/ucprelay/pkg/ucpschema"
 )
-
-func shared(t *testing.T, sub string) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		dir = filepath.Dir(dir)
-	}
-	p := filepath.Join(dir, "..", "shared", sub)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("shared folder missing: %v", err)
-		}
-		t.Skipf("shared folder missing: %v", err)
-	}
-	return p
-}
 
 var address = orderevents.Address{
 	FirstName: "Alex", LastName: "Rivera", StreetAddress: "500 W 2nd St", ExtendedAddress: "Apt 1204",
@@ -102,7 +84,7 @@ func TestGoldenOrderCreated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := os.ReadFile(filepath.Join(shared(t, "ucp-examples"), "order-created.json"))
+	want, err := os.ReadFile(filepath.Join(testshared.Dir(t, "ucp-examples"), "order-created.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +97,7 @@ func TestGoldenOrderCreated(t *testing.T) {
 // Every supported version renders the placed order as a schema-valid body.
 func TestPlacedValidInEveryVersion(t *testing.T) {
 	t.Parallel()
-	dir := shared(t, "ucp-schemas")
+	dir := testshared.Dir(t, "ucp-schemas")
 	s, err := fold.Fold([]orderevents.Event{placed8F3KQ2()})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ucprelay/ucprelay/internal/testshared"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
 	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
@@ -100,8 +101,8 @@ var goldens = []struct {
 // schema-valid; the Webhook-Id and stamp are those of the examples' README table.
 func TestGoldenExamples(t *testing.T) {
 	t.Parallel()
-	dir := shared(t, "ucp-examples")
-	val, err := ucpschema.NewFromDir(shared(t, "ucp-schemas"), "2026-04-08")
+	dir := testshared.Dir(t, "ucp-examples")
+	val, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), "2026-04-08")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ucprelay/ucprelay/internal/testshared"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/orderevents/ordereventstest"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
@@ -93,7 +94,7 @@ func TestAdjustmentUpdatedInPlace(t *testing.T) {
 // shipped), completed where the printed examples are not schema-valid (ucp-order.md §5).
 func TestGolden20260111(t *testing.T) {
 	t.Parallel()
-	val, err := ucpschema.NewFromDir(shared(t, "ucp-schemas"), "2026-01-01")
+	val, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), "2026-01-01")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func FuzzFold(f *testing.F) {
 // with 2026-04-08's messages and attribution included.
 func TestLifecycleValidInEveryVersion(t *testing.T) {
 	t.Parallel()
-	dir := shared(t, "ucp-schemas")
+	dir := testshared.Dir(t, "ucp-schemas")
 	for _, evs := range [][]orderevents.Event{ordereventstest.Lifecycle("ord_x"), ordereventstest.Canceled("ord_y")} {
 		s, err := fold.Fold(evs)
 		if err != nil {
