@@ -1,0 +1,207 @@
+// Package statestore keeps ucprelay's only durable state: one record per order in a
+// compacted topic co-partitioned with the input (key = order id). A record holds the
+// order's events (as canonical Avro single-object bytes, so any replica decodes them
+// without a schema registry), the snapshot version, and the delivery marks: the version
+// and stamp the partner acknowledged, and the envelope of a snapshot committed but not
+// yet acknowledged (pending), which is resent after a restore.
+//
+// Restore reads a state partition from the beginning to its end offset (read_committed)
+// and keeps each order's latest record as raw bytes; only the small header is parsed, so
+// restore runs at the speed of consumption and the events are decoded only when the
+// order changes again.
+package statestore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// formatV1 is the first byte of every state record value.
+const formatV1 = 0x01
+
+// ErrCorrupt means a state record value cannot be parsed.
+var ErrCorrupt = errors.New("statestore: corrupt state record")
+
+// Delivery marks one snapshot sent (or to be sent) to the order's partner.
+type Delivery struct {
+	// Version is the snapshot version (the number of distinct events folded).
+	Version int64
+	// Stamp is the freshness stamp the partner saw (Webhook-Timestamp / created_time).
+	Stamp time.Time
+	// WebhookID is the snapshot's Webhook-Id.
+	WebhookID string
+}
+
+// IsZero reports whether no snapshot is marked.
+func (d Delivery) IsZero() bool { return d.Version == 0 }
+
+// Record is the state of one order.
+type Record struct {
+	// OrderID is the key.
+	OrderID string
+	// Partner is the partner the order's snapshots go to.
+	Partner string
+	// Version is the number of distinct events held.
+	Version int64
+	// Acked is the newest snapshot the partner acknowledged.
+	Acked Delivery
+	// Pending is a snapshot committed but not yet acknowledged; resent after a restore.
+	Pending Delivery
+	// Events are the order's events as canonical Avro single-object bytes.
+	Events [][]byte
+}
+
+// Header is the part of a record restore parses: everything but the events.
+type Header struct {
+	Partner string
+	Version int64
+	Acked   Delivery
+	Pending Delivery
+}
+
+// Marshal encodes the record value.
+func (r *Record) Marshal() []byte {
+	n := 64 + len(r.Partner) + len(r.Acked.WebhookID) + len(r.Pending.WebhookID)
+	for _, e := range r.Events {
+		n += binary.MaxVarintLen64 + len(e)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, formatV1)
+	b = appendString(b, r.Partner)
+	b = binary.AppendUvarint(b, uint64(r.Version))
+	b = appendDelivery(b, r.Acked)
+	b = appendDelivery(b, r.Pending)
+	b = binary.AppendUvarint(b, uint64(len(r.Events)))
+	for _, e := range r.Events {
+		b = appendBytes(b, e)
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+func appendDelivery(b []byte, d Delivery) []byte {
+	b = binary.AppendUvarint(b, uint64(d.Version))
+	var secs int64
+	if !d.Stamp.IsZero() {
+		secs = d.Stamp.Unix()
+	}
+	b = binary.AppendVarint(b, secs)
+	return appendString(b, d.WebhookID)
+}
+
+// reader parses a record value; the first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 || n != uvarintLen(v) {
+		r.err = fmt.Errorf("%w: bad varint", ErrCorrupt)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 || n != len(binary.AppendVarint(nil, v)) {
+		r.err = fmt.Errorf("%w: bad varint", ErrCorrupt)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// uvarintLen is the length of v's canonical encoding: a longer one is corrupt, so that a
+// record's bytes and its value are one to one.
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.err = fmt.Errorf("%w: length %d past the end", ErrCorrupt, n)
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) delivery() Delivery {
+	d := Delivery{Version: int64(r.uvarint())}
+	if secs := r.varint(); secs != 0 {
+		d.Stamp = time.Unix(secs, 0).UTC()
+	}
+	d.WebhookID = string(r.bytes())
+	return d
+}
+
+func (r *reader) header() Header {
+	if len(r.b) == 0 || r.b[0] != formatV1 {
+		r.err = fmt.Errorf("%w: unknown format", ErrCorrupt)
+		return Header{}
+	}
+	r.b = r.b[1:]
+	h := Header{Partner: string(r.bytes()), Version: int64(r.uvarint())}
+	h.Acked = r.delivery()
+	h.Pending = r.delivery()
+	return h
+}
+
+// ParseHeader parses everything but the events.
+func ParseHeader(value []byte) (Header, error) {
+	r := reader{b: value}
+	h := r.header()
+	return h, r.err
+}
+
+// Unmarshal parses a whole record value. The events alias value.
+func Unmarshal(orderID string, value []byte) (*Record, error) {
+	r := reader{b: value}
+	h := r.header()
+	n := r.uvarint()
+	if r.err == nil && n > uint64(len(r.b)) {
+		r.err = fmt.Errorf("%w: %d events in %d bytes", ErrCorrupt, n, len(r.b))
+	}
+	rec := &Record{OrderID: orderID, Partner: h.Partner, Version: h.Version, Acked: h.Acked, Pending: h.Pending}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		rec.Events = append(rec.Events, r.bytes())
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(r.b))
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("order %s: %w", orderID, r.err)
+	}
+	return rec, nil
+}

@@ -1,0 +1,141 @@
+package statestore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ucprelay/ucprelay/internal/kafkatest"
+	"github.com/ucprelay/ucprelay/internal/statestore"
+)
+
+func TestRecordRoundTrip(t *testing.T) {
+	t.Parallel()
+	r := &statestore.Record{
+		OrderID: "o1", Partner: "google", Version: 3,
+		Acked:   statestore.Delivery{Version: 2, Stamp: time.Unix(1789480992, 0).UTC(), WebhookID: "ord_1"},
+		Pending: statestore.Delivery{Version: 3, Stamp: time.Unix(1789554000, 0).UTC(), WebhookID: "ship_1"},
+		Events:  [][]byte{{0xC3, 0x01, 1, 2}, {0xC3, 0x01, 3}, {}},
+	}
+	b := r.Marshal()
+	got, err := statestore.Unmarshal("o1", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, r) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, r)
+	}
+	h, err := statestore.ParseHeader(b)
+	if err != nil || h.Version != 3 || h.Pending.WebhookID != "ship_1" || h.Partner != "google" {
+		t.Fatalf("header %+v %v", h, err)
+	}
+	for _, bad := range [][]byte{nil, {0x02}, b[:len(b)-1], append(append([]byte{}, b...), 0)} {
+		if _, err := statestore.Unmarshal("o1", bad); !errors.Is(err, statestore.ErrCorrupt) {
+			t.Errorf("corrupt %x: %v", bad, err)
+		}
+	}
+}
+
+func FuzzUnmarshal(f *testing.F) {
+	f.Add((&statestore.Record{Partner: "p", Version: 1, Events: [][]byte{{1}}}).Marshal())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := statestore.Unmarshal("k", b)
+		if err != nil {
+			return
+		}
+		if again := r.Marshal(); !bytes.Equal(again, b) {
+			t.Fatalf("re-marshal differs")
+		}
+	})
+}
+
+func TestRestoreRealKafka(t *testing.T) {
+	t.Parallel()
+	testRestore(t, kafkatest.Brokers(t))
+}
+
+func TestRestoreKfake(t *testing.T) {
+	t.Parallel()
+	testRestore(t, kafkatest.Fake(t, 1).ListenAddrs())
+}
+
+// Restore keeps each order's latest committed record, drops tombstoned orders, ignores
+// aborted transactions, reaches an end that is a transaction marker, and lists the
+// orders with a pending delivery.
+func testRestore(t *testing.T, seeds []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := kafkatest.NewNames(t)
+	topic := n.Topic("state")
+	kafkatest.CreateTopic(t, kafkatest.Admin(t, seeds), topic, 2, map[string]*string{"cleanup.policy": ptr("compact")})
+
+	txn, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.TransactionalID(n.TxnID()), kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Close()
+	rec := func(id string, version int64, pending bool) *kgo.Record {
+		r := &statestore.Record{OrderID: id, Partner: "google", Version: version, Acked: statestore.Delivery{Version: version}, Events: [][]byte{[]byte(id)}}
+		if pending {
+			r.Acked.Version = version - 1
+			r.Pending = statestore.Delivery{Version: version, WebhookID: id + "-w", Stamp: time.Unix(1789480992, 0)}
+		}
+		return &kgo.Record{Key: []byte(id), Value: r.Marshal(), Partition: 1}
+	}
+	commit := func(abort bool, rs ...*kgo.Record) {
+		t.Helper()
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.EndTransaction(ctx, kgo.TransactionEndTry(!abort)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const orders = 300
+	var first []*kgo.Record
+	for i := range orders {
+		first = append(first, rec(fmt.Sprintf("o%03d", i), 1, false))
+	}
+	commit(false, first...)
+	commit(false, rec("o001", 2, true), rec("o002", 2, false), &kgo.Record{Key: []byte("o003"), Partition: 1})
+	commit(true, rec("o004", 9, true), &kgo.Record{Key: []byte("o005"), Partition: 1}) // aborted: invisible
+
+	var progressed int64
+	p, err := statestore.Restore(ctx, []kgo.Opt{kgo.SeedBrokers(seeds...)}, topic, 1, func(next, end int64) { progressed = next })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Orders) != orders-1 || p.Records != orders+3 || progressed < p.EndOffset {
+		t.Fatalf("restored %d orders from %d records (progress %d of %d)", len(p.Orders), p.Records, progressed, p.EndOffset)
+	}
+	if _, ok := p.Orders["o003"]; ok {
+		t.Fatal("tombstoned order restored")
+	}
+	for id, want := range map[string]int64{"o001": 2, "o002": 2, "o004": 1, "o005": 1} {
+		h, err := statestore.ParseHeader(p.Orders[id])
+		if err != nil || h.Version != want {
+			t.Errorf("%s: version %d (%v), want %d", id, h.Version, err, want)
+		}
+	}
+	sort.Strings(p.Pending)
+	if !reflect.DeepEqual(p.Pending, []string{"o001"}) {
+		t.Fatalf("pending %v", p.Pending)
+	}
+	empty, err := statestore.Restore(ctx, []kgo.Opt{kgo.SeedBrokers(seeds...)}, topic, 0, nil)
+	if err != nil || len(empty.Orders) != 0 {
+		t.Fatalf("empty partition: %+v %v", empty, err)
+	}
+}
+
+func ptr(s string) *string { return &s }
