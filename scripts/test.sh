@@ -1,26 +1,20 @@
 #!/usr/bin/env bash
-# `make test`: start the real Kafka broker (unless one from `make kafka-up` already runs),
-# run every test against it with -race -shuffle=on, stop the broker we started, and exit
-# with go test's status. The full verbose log is kept in .cache/test.log.
+# `make test`: run every test with -race -shuffle=on against the real Kafka broker
+# (started by with-kafka.sh unless UCPRELAY_TEST_BROKERS names one), and exit with go
+# test's status. The full verbose log is kept in .cache/test.log.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 mkdir -p .cache
 
-start=$SECONDS
-started=0
-if ! scripts/kafka.sh status >/dev/null 2>&1; then
-  scripts/kafka.sh up
-  started=1
+if [ -z "${UCPRELAY_TEST_BROKERS:-}" ]; then
+  exec scripts/with-kafka.sh "$0" "$@"
 fi
-stop() { if [ "$started" = 1 ]; then scripts/kafka.sh down || true; fi; }
-trap stop EXIT
-
-export UCPRELAY_TEST_BROKERS UCPRELAY_TEST_REPORT
-UCPRELAY_TEST_BROKERS=$(scripts/kafka.sh brokers)
+start=$SECONDS
+export UCPRELAY_TEST_REPORT
 UCPRELAY_TEST_REPORT="$root/.cache/real-broker-tests.txt"
 : >"$UCPRELAY_TEST_REPORT"
-echo "test.sh: real Kafka at $UCPRELAY_TEST_BROKERS (ready after $((SECONDS - start))s)"
+echo "test.sh: real Kafka at $UCPRELAY_TEST_BROKERS"
 
 log="$root/.cache/test.log"
 status=0
@@ -37,6 +31,6 @@ failed=$(grep -cE '^\s*--- FAIL' "$log" || true)
 skipped=$(grep -cE '^\s*--- SKIP' "$log" || true)
 echo "test.sh: tests that ran against the real broker ($(sort -u "$UCPRELAY_TEST_REPORT" | wc -l)):"
 sort -u "$UCPRELAY_TEST_REPORT" | sed 's/^/  /'
-echo "test.sh: go test exited $status after $((SECONDS - start))s in all"
+echo "test.sh: go test exited $status after $((SECONDS - start))s"
 echo "$passed passed, $failed failed, $skipped skipped"
 exit "$status"
