@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
@@ -36,17 +35,16 @@ const (
 )
 
 type processor struct {
-	cfg      *Config
-	breakers map[string]*gobreaker.CircuitBreaker[webhook.Response]
-	dec      Decoder
-	snd      Sender
-	dlq      *deadletter.Writer
-	log      *slog.Logger
+	cfg *Config
+	dec Decoder
+	dlq *deadletter.Writer
+	log *slog.Logger
 }
 
-// process takes one record to an end: delivered, or durably dead-lettered. It returns an
-// error only when neither happened (dead-letter write failed, or ctx ended).
-func (p *processor) process(ctx context.Context, rec *kgo.Record) (err error) {
+// process turns one record into a delivery job, or dead-letters it (awaited) when it
+// cannot be decoded, folded or rendered. It returns an error only when neither happened
+// (the dead-letter write failed, or ctx ended).
+func (p *processor) process(ctx context.Context, rec *kgo.Record) (job *Job, err error) {
 	ctx, span := startRecordSpan(ctx, rec)
 	defer func() {
 		if err != nil {
@@ -58,9 +56,9 @@ func (p *processor) process(ctx context.Context, rec *kgo.Record) (err error) {
 	ev, err := p.decode(ctx, rec)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
-		return p.deadLetter(ctx, log, deadletter.Record{
+		return nil, p.deadLetter(ctx, log, deadletter.Record{
 			OrderID: string(rec.Key), Stage: deadletter.StageDecode,
 			Reason: reasonOf(err, reasonUnclassifiedDecod), Error: err.Error(), Value: rec.Value,
 		}, rec)
@@ -72,7 +70,7 @@ func (p *processor) process(ctx context.Context, rec *kgo.Record) (err error) {
 	}
 	partner, ok := p.cfg.Partners[partnerID]
 	if !ok {
-		return p.deadLetter(ctx, log, deadletter.Record{
+		return nil, p.deadLetter(ctx, log, deadletter.Record{
 			OrderID: ev.OrderID, Stage: deadletter.StageFold, Reason: ReasonUnknownPartner, Partner: partnerID,
 			Error: fmt.Sprintf("event names partner %q, which is not configured", partnerID), Value: rec.Value,
 		}, rec)
@@ -80,7 +78,7 @@ func (p *processor) process(ctx context.Context, rec *kgo.Record) (err error) {
 	log = log.With("partner", partnerID)
 	snap, err := fold.Fold([]orderevents.Event{ev})
 	if err != nil {
-		return p.deadLetter(ctx, log, deadletter.Record{
+		return nil, p.deadLetter(ctx, log, deadletter.Record{
 			OrderID: ev.OrderID, Stage: deadletter.StageFold, Reason: reasonOf(err, reasonUnclassifiedFold),
 			Partner: partnerID, Error: err.Error(), Value: rec.Value,
 		}, rec)
@@ -88,7 +86,7 @@ func (p *processor) process(ctx context.Context, rec *kgo.Record) (err error) {
 	env := fold.NextEnvelope(snap, time.Time{})
 	body, err := ucp.Marshal(snap.Order, partner.Version, env.Body())
 	if err != nil {
-		return p.deadLetter(ctx, log, deadletter.Record{
+		return nil, p.deadLetter(ctx, log, deadletter.Record{
 			OrderID: ev.OrderID, Stage: deadletter.StageFold, Reason: ReasonRender,
 			Partner: partnerID, Error: err.Error(), Value: rec.Value,
 		}, rec)
@@ -97,7 +95,11 @@ func (p *processor) process(ctx context.Context, rec *kgo.Record) (err error) {
 	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(h))
 	h.Set("Webhook-Id", env.WebhookID)
 	h.Set("Webhook-Timestamp", strconv.FormatInt(env.Stamp.Unix(), 10))
-	return p.deliver(ctx, log, rec, ev.OrderID, partnerID, &partner, snap.Version, env.WebhookID, webhook.Request{Body: body, Header: h})
+	return &Job{
+		OrderID: ev.OrderID, Partner: partnerID, Version: snap.Version, WebhookID: env.WebhookID,
+		Request: webhook.Request{Body: body, Header: h},
+		Source:  Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset},
+	}, nil
 }
 
 // decode retries transient decoder failures (schema registry unreachable) until ctx ends;
@@ -115,84 +117,28 @@ func (p *processor) decode(ctx context.Context, rec *kgo.Record) (orderevents.Ev
 	}
 }
 
-func (p *processor) deliver(ctx context.Context, log *slog.Logger, rec *kgo.Record, orderID, partnerID string, partner *Partner, version int64, webhookID string, req webhook.Request) error {
-	var (
-		first, last, waitingSince time.Time
-		err                       error
-		attempt                   int
-	)
-	cb := p.breakers[partnerID]
-	for attempt < p.cfg.MaxAttempts {
-		var resp webhook.Response
-		resp, err = cb.Execute(func() (webhook.Response, error) { return p.snd.Send(ctx, &partner.Endpoint, req) })
-		endpointDown := errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) ||
-			err != nil && webhook.Classify(err) != webhook.Permanent && cb.State() != gobreaker.StateClosed
-		if endpointDown {
-			// The partner is down for everyone (the breaker refused, or this failure
-			// opened it, or a probe failed): wait without spending this snapshot's retry
-			// budget (P6), up to the hold time.
-			if waitingSince.IsZero() {
-				waitingSince = time.Now()
-				log.Warn("circuit open; delivery waits", "hold", p.cfg.Breaker.Hold)
-			}
-			if time.Since(waitingSince) >= p.cfg.Breaker.Hold {
-				break
-			}
-			if serr := sleep(ctx, p.cfg.Breaker.Poll); serr != nil {
-				return serr
-			}
-			continue
-		}
-		waitingSince = time.Time{}
-		attempt++
-		if err == nil {
-			log.Debug("delivered", "status", resp.Status, "attempts", attempt)
-			if p.cfg.OnDelivered != nil {
-				p.cfg.OnDelivered(orderID, partnerID, resp.Status)
-			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		last = time.Now()
-		if first.IsZero() {
-			first = last
-		}
-		if webhook.Classify(err) == webhook.Permanent {
-			break
-		}
-		if attempt < p.cfg.MaxAttempts {
-			d := p.cfg.Backoff.Delay(attempt-1, err)
-			log.Info("delivery failed; retrying", "attempt", attempt, "in", d, "err", err)
-			if serr := sleep(ctx, d); serr != nil {
-				return serr
-			}
-		}
+// deadLetterOutcome writes a failed delivery to the dead-letter topic.
+func (p *processor) deadLetterOutcome(ctx context.Context, o Outcome) error {
+	j := o.Job
+	errText := ""
+	if o.Err != nil {
+		errText = o.Err.Error()
 	}
-	reason := ReasonRetriesExhausted
-	switch {
-	case !waitingSince.IsZero():
-		reason = ReasonCircuitOpen
-	case webhook.Classify(err) == webhook.Permanent:
-		reason = ReasonRejected
-	case webhook.Classify(err) == webhook.Credentials:
-		reason = ReasonCredentials
+	r := deadletter.Record{
+		OrderID: j.OrderID, Stage: deadletter.StageDeliver, Reason: o.Reason, Partner: j.Partner,
+		HTTPStatus: o.HTTPStatus, Attempts: o.Attempts, FirstFailure: o.First, LastFailure: o.Last, Error: errText,
+		SourceTopic: j.Source.Topic, SourcePartition: j.Source.Partition, SourceOffset: j.Source.Offset,
+		Value: deadletter.EncodeReference(deadletter.Reference{OrderID: j.OrderID, Partner: j.Partner, SnapshotVersion: j.Version, WebhookID: j.WebhookID}),
 	}
-	status := 0
-	var se *webhook.StatusError
-	if errors.As(err, &se) {
-		status = se.Status
-	}
-	return p.deadLetter(ctx, log, deadletter.Record{
-		OrderID: orderID, Stage: deadletter.StageDeliver, Reason: reason, Partner: partnerID,
-		HTTPStatus: status, Attempts: attempt, FirstFailure: first, LastFailure: last, Error: err.Error(),
-		Value: deadletter.EncodeReference(deadletter.Reference{OrderID: orderID, Partner: partnerID, SnapshotVersion: version, WebhookID: webhookID}),
-	}, rec)
+	return p.write(ctx, p.log.With("order_id", j.OrderID, "partner", j.Partner), r)
 }
 
 func (p *processor) deadLetter(ctx context.Context, log *slog.Logger, r deadletter.Record, src *kgo.Record) error {
 	r.SourceTopic, r.SourcePartition, r.SourceOffset = src.Topic, src.Partition, src.Offset
+	return p.write(ctx, log, r)
+}
+
+func (p *processor) write(ctx context.Context, log *slog.Logger, r deadletter.Record) error {
 	if err := p.dlq.Write(ctx, r); err != nil {
 		log.Error("dead-letter write failed; offset not committed", "stage", r.Stage, "reason", r.Reason, "err", err)
 		return err

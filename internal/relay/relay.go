@@ -50,6 +50,8 @@ type Config struct {
 	DefaultPartner string
 	// MaxAttempts bounds delivery attempts per snapshot. Default 8.
 	MaxAttempts int
+	// MaxInFlight bounds the POSTs in flight at once, across orders. Default 64.
+	MaxInFlight int
 	// Backoff spaces retries. Default webhook.DefaultBackoff().
 	Backoff webhook.Backoff
 	// RelayVersion goes into dead-letter records.
@@ -94,6 +96,12 @@ func (c *Config) validate() error {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 8
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 64
+	}
+	if c.MaxInFlight < 0 {
+		errs = append(errs, errors.New("max in flight must be positive"))
 	}
 	if c.MaxAttempts < 0 {
 		errs = append(errs, errors.New("max attempts must be positive"))
@@ -144,7 +152,7 @@ func (b *BreakerConfig) setDefaults() {
 	}
 }
 
-func (c *Config) newBreaker(partner string) *gobreaker.CircuitBreaker[webhook.Response] {
+func (c *Config) newBreaker(partner string) *breaker {
 	b := c.Breaker
 	return gobreaker.NewCircuitBreaker[webhook.Response](gobreaker.Settings{
 		Name:        partner,
@@ -172,6 +180,8 @@ type Relay struct {
 	dlq  *deadletter.Writer
 	log  *slog.Logger
 	proc *processor
+	// breakers by partner; they outlive each poll's delivery queue.
+	breakers map[string]*breaker
 }
 
 // New returns a Relay. kafkaOpts carry the connection (seed brokers, TLS, SASL, client
@@ -203,9 +213,10 @@ func New(cfg Config, kafkaOpts []kgo.Opt, dec Decoder, snd Sender) (*Relay, erro
 		return nil, err
 	}
 	r := &Relay{cfg: cfg, cl: cl, dec: dec, snd: snd, dlq: dlq, log: cfg.Logger}
-	r.proc = &processor{cfg: &r.cfg, dec: dec, snd: snd, dlq: dlq, log: cfg.Logger, breakers: map[string]*gobreaker.CircuitBreaker[webhook.Response]{}}
+	r.proc = &processor{cfg: &r.cfg, dec: dec, dlq: dlq, log: cfg.Logger}
+	r.breakers = map[string]*breaker{}
 	for id := range cfg.Partners {
-		r.proc.breakers[id] = r.cfg.newBreaker(id)
+		r.breakers[id] = r.cfg.newBreaker(id)
 	}
 	return r, nil
 }
@@ -213,6 +224,11 @@ func New(cfg Config, kafkaOpts []kgo.Opt, dec Decoder, snd Sender) (*Relay, erro
 // Run consumes until ctx ends or a record can neither be delivered nor dead-lettered, in
 // which case it returns the error without committing that record's offset. It closes the
 // client (leaving the group) before it returns.
+//
+// Each poll: the records of each partition are turned into delivery jobs in order
+// (partitions concurrently), the jobs are delivered with one POST in flight per order and
+// latest-wins coalescing, failures are dead-lettered, and only then are the poll's
+// offsets committed.
 func (r *Relay) Run(ctx context.Context) error {
 	defer r.cl.Close()
 	for {
@@ -224,36 +240,72 @@ func (r *Relay) Run(ctx context.Context) error {
 		fetches.EachError(func(topic string, partition int32, err error) {
 			r.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
 		})
-		var (
-			wg    sync.WaitGroup
-			mu    sync.Mutex
-			first error
-		)
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			wg.Go(func() {
-				for _, rec := range p.Records {
-					if err := r.proc.process(ctx, rec); err != nil {
-						mu.Lock()
-						first = cmpErr(first, err)
-						mu.Unlock()
-						return
-					}
-				}
-			})
-		})
-		wg.Wait()
-		if first != nil {
+		err := r.handle(ctx, fetches)
+		if err != nil {
 			r.cl.AllowRebalance()
 			if ctx.Err() != nil {
 				return nil // shutting down: the uncommitted records are read again on restart
 			}
-			return first
+			return err
 		}
 		if err := r.cl.CommitUncommittedOffsets(ctx); err != nil && ctx.Err() == nil {
 			r.log.Warn("commit failed; records will be processed again", "err", err)
 		}
 		r.cl.AllowRebalance()
 	}
+}
+
+// handle takes every record of a poll to an end: delivered, superseded by a newer
+// snapshot of its order, or durably dead-lettered.
+func (r *Relay) handle(ctx context.Context, fetches kgo.Fetches) error {
+	var (
+		mu       sync.Mutex
+		first    error
+		failures []Outcome
+	)
+	fail := func(err error) {
+		mu.Lock()
+		first = cmpErr(first, err)
+		mu.Unlock()
+	}
+	q := newQueue(&r.cfg, r.snd, r.breakers, func(o Outcome) {
+		switch {
+		case o.Failed && o.Reason == "":
+			fail(o.Err) // ended by shutdown
+		case o.Failed:
+			mu.Lock()
+			failures = append(failures, o)
+			mu.Unlock()
+		case !o.Superseded && r.cfg.OnDelivered != nil:
+			r.cfg.OnDelivered(o.Job.OrderID, o.Job.Partner, o.Status)
+		}
+	})
+	var wg sync.WaitGroup
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		wg.Go(func() {
+			for _, rec := range p.Records {
+				job, err := r.proc.process(ctx, rec)
+				if err != nil {
+					fail(err)
+					return
+				}
+				if job != nil {
+					q.submit(ctx, *job)
+				}
+			}
+		})
+	})
+	wg.Wait()
+	q.wait()
+	if first != nil {
+		return first
+	}
+	for _, o := range failures {
+		if err := r.proc.deadLetterOutcome(ctx, o); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func cmpErr(a, b error) error {

@@ -40,7 +40,7 @@ func BenchmarkRestore(b *testing.B) {
 		if err := txn.Flush(ctx); err != nil {
 			b.Fatal(err)
 		}
-		if err := txn.EndTransaction(ctx, kgo.TransactionEndTry(kgo.TryCommit)); err != nil {
+		if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -48,7 +48,7 @@ func TestCompactionKeepsOneRecordPerOrder(t *testing.T) {
 		if err := txn.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := txn.EndTransaction(ctx, kgo.TransactionEndTry(kgo.TryCommit)); err != nil {
+		if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -61,7 +61,7 @@ func TestCompactionKeepsOneRecordPerOrder(t *testing.T) {
 		if err := txn.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := txn.EndTransaction(ctx, kgo.TransactionEndTry(kgo.TryCommit)); err != nil {
+		if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
 			t.Fatal(err)
 		}
 		perKey, total := physicalCount(ctx, t, seeds, topic)

@@ -44,8 +44,11 @@ func Restore(ctx context.Context, kafkaOpts []kgo.Opt, topic string, partition i
 		return nil, fmt.Errorf("statestore: end offsets of %s: %w", topic, err)
 	}
 	end, ok := ends.Lookup(topic, partition)
-	if !ok || end.Err != nil {
-		return nil, fmt.Errorf("statestore: end offset of %s/%d: %v", topic, partition, end.Err)
+	if !ok {
+		return nil, fmt.Errorf("statestore: end offset of %s/%d: partition not in the listing", topic, partition)
+	}
+	if end.Err != nil {
+		return nil, fmt.Errorf("statestore: end offset of %s/%d: %w", topic, partition, end.Err)
 	}
 	p.EndOffset = end.Offset
 	begins, err := kadm.NewClient(admCl).ListStartOffsets(ctx, topic)
