@@ -13,9 +13,11 @@ import (
 func (a *app) configFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringSlice("kafka.brokers", nil, "seed brokers (kafka.brokers)")
-	f.StringSlice("kafka.input_topics", nil, "order-domain event topics (kafka.input_topics)")
+	f.String("kafka.input_topic", "", "order-domain event topic (kafka.input_topic)")
 	f.String("kafka.group", "", "consumer group id (kafka.group)")
+	f.String("kafka.state_topic", "", "compacted state topic (kafka.state_topic)")
 	f.String("kafka.dead_letter_topic", "", "dead-letter topic (kafka.dead_letter_topic)")
+	f.String("kafka.transactional_id", "", "this replica's transactional id (kafka.transactional_id)")
 	f.String("log.level", "", "debug, info, warn or error (log.level)")
 }
 
@@ -26,5 +28,5 @@ func (a *app) loadConfig(flags *pflag.FlagSet) (*config.Config, error) {
 
 // layout is the topic layout the configuration names.
 func layout(c *config.Config) topics.Layout {
-	return topics.Layout{Input: c.Kafka.InputTopics, DeadLetter: c.Kafka.DeadLetterTopic}
+	return topics.Layout{Input: []string{c.Kafka.InputTopic}, State: c.Kafka.StateTopic, DeadLetter: c.Kafka.DeadLetterTopic, Partitioner: c.Kafka.Partitioner}
 }

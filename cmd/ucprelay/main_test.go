@@ -47,7 +47,7 @@ func TestRunRejectsBadConfigNamingTheKey(t *testing.T) {
 	if err == nil {
 		t.Fatal("run without input topics or partners started")
 	}
-	for _, key := range []string{"kafka.input_topics", "partners"} {
+	for _, key := range []string{"kafka.input_topic", "partners"} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error does not name %s: %v", key, err)
 		}
@@ -61,24 +61,24 @@ func TestTopicsCreateAndRunChecksLayout(t *testing.T) {
 	seeds := kafkatest.Brokers(t)
 	n := kafkatest.NewNames(t)
 	adm := kafkatest.Admin(t, seeds)
-	input, dlq := n.Topic("orders"), n.Topic("dlq")
+	input, state, dlq := n.Topic("orders"), n.Topic("state"), n.Topic("dlq")
 	kafkatest.CreateTopic(t, adm, input, 2, nil)
-	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), dlq) })
+	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), state, dlq) })
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	body := "kafka:\n  brokers: [" + seeds[0] + "]\n  input_topics: [" + input + "]\n  dead_letter_topic: " + dlq +
+	body := "kafka:\n  brokers: [" + seeds[0] + "]\n  input_topic: " + input + "\n  state_topic: " + state + "\n  dead_letter_topic: " + dlq +
 		"\npartners:\n  google:\n    base_url: http://127.0.0.1:9\n"
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err := run(t, nil, "--config", cfg, "topics", "create", "--replication", "1")
-	if err != nil || !strings.Contains(out, "created  "+dlq+" (2 partitions)") {
+	if err != nil || !strings.Contains(out, "created  "+dlq+" (2 partitions)") || !strings.Contains(out, "created  "+state+" (2 partitions)") {
 		t.Fatalf("topics create: %v\n%s", err, out)
 	}
 	out, err = run(t, nil, "--config", cfg, "topics", "create", "--replication", "1")
 	if err != nil || !strings.Contains(out, "exists") {
 		t.Fatalf("topics create again: %v\n%s", err, out)
 	}
-	_, err = run(t, []string{"UCPRELAY_KAFKA__INPUT_TOPICS=" + n.Topic("missing")}, "--config", cfg, "run")
+	_, err = run(t, []string{"UCPRELAY_KAFKA__INPUT_TOPIC=" + n.Topic("missing")}, "--config", cfg, "run")
 	if err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("run on a missing input topic: %v", err)
 	}

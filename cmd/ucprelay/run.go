@@ -73,9 +73,13 @@ func (a *app) buildRelay(ctx context.Context, cfg *config.Config, hooks func(*re
 		return nil, err
 	}
 	rc := relay.Config{
-		InputTopics:     cfg.Kafka.InputTopics,
+		InputTopic:      cfg.Kafka.InputTopic,
+		StateTopic:      cfg.Kafka.StateTopic,
 		Group:           cfg.Kafka.Group,
+		TransactionalID: cfg.TransactionalID(),
+		Partitioner:     cfg.Kafka.Partitioner,
 		DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
+		MaxPending:      cfg.Delivery.MaxPending,
 		Partners:        map[string]relay.Partner{},
 		DefaultPartner:  cfg.DefaultPartner,
 		MaxAttempts:     cfg.Delivery.MaxAttempts,

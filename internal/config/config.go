@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ucprelay/ucprelay/internal/keys"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
 	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
@@ -49,10 +50,18 @@ type Kafka struct {
 	ClientID string `koanf:"client_id"`
 	// Group is the consumer group id. Default "ucprelay".
 	Group string `koanf:"group"`
-	// InputTopics are the order-domain event topics. Required.
-	InputTopics []string `koanf:"input_topics"`
+	// InputTopic is the order-domain event topic (Avro, key = order id). Required.
+	InputTopic string `koanf:"input_topic"`
+	// StateTopic is the compacted state topic, co-partitioned with the input. Default "ucprelay.state".
+	StateTopic string `koanf:"state_topic"`
 	// DeadLetterTopic receives what cannot be processed or delivered. Default "ucprelay.dlq".
 	DeadLetterTopic string `koanf:"dead_letter_topic"`
+	// TransactionalID names this replica's transactional producer; unique per replica.
+	// Default "ucprelay-" + the host name (the pod name on Kubernetes).
+	TransactionalID string `koanf:"transactional_id"`
+	// Partitioner is how the producers of the input topic place keys: murmur2 (Kafka's
+	// default, the default here), sarama (FNV-1a) or crc32 (librdkafka consistent).
+	Partitioner string `koanf:"partitioner"`
 }
 
 // SchemaRegistry locates the Confluent-compatible registry that resolves schema ids.
@@ -94,6 +103,8 @@ type Delivery struct {
 	BackoffMax time.Duration `koanf:"backoff_max"`
 	// MaxRetryAfter caps a partner's Retry-After. Default 5m.
 	MaxRetryAfter time.Duration `koanf:"max_retry_after"`
+	// MaxPending bounds the orders waiting for delivery; above it fetching pauses. Default 10000.
+	MaxPending int `koanf:"max_pending"`
 }
 
 // Log configures slog.
@@ -106,9 +117,9 @@ type Log struct {
 func Defaults() Config {
 	b := webhook.DefaultBackoff()
 	return Config{
-		Kafka: Kafka{ClientID: "ucprelay", Group: "ucprelay", DeadLetterTopic: "ucprelay.dlq"},
+		Kafka: Kafka{ClientID: "ucprelay", Group: "ucprelay", StateTopic: "ucprelay.state", DeadLetterTopic: "ucprelay.dlq", Partitioner: keys.Murmur2},
 		Delivery: Delivery{
-			MaxAttempts: 8, AttemptTimeout: 10 * time.Second,
+			MaxAttempts: 8, AttemptTimeout: 10 * time.Second, MaxPending: 10000,
 			BackoffInitial: b.Initial, BackoffMax: b.Max, MaxRetryAfter: b.MaxRetryAfter,
 		},
 		Log: Log{Level: "info"},
@@ -187,7 +198,7 @@ func flagValue(f *pflag.Flag) (string, any) {
 	return f.Name, f.Value.String()
 }
 
-var listKeys = map[string]bool{"kafka.brokers": true, "kafka.input_topics": true}
+var listKeys = map[string]bool{"kafka.brokers": true}
 
 func splitList(v string) []string {
 	v = strings.Trim(v, "[]")
@@ -209,10 +220,17 @@ func (c *Config) Validate() error {
 	if len(c.Kafka.Brokers) == 0 {
 		bad("kafka.brokers", "required: list the seed brokers, e.g. [\"kafka-0:9092\"] (env UCPRELAY_KAFKA__BROKERS=a:9092,b:9092)")
 	}
-	if len(c.Kafka.InputTopics) == 0 {
-		bad("kafka.input_topics", "required: name the order-domain event topic(s)")
+	if c.Kafka.InputTopic == "" {
+		bad("kafka.input_topic", "required: name the order-domain event topic")
 	}
-	for key, v := range map[string]string{"kafka.group": c.Kafka.Group, "kafka.client_id": c.Kafka.ClientID, "kafka.dead_letter_topic": c.Kafka.DeadLetterTopic} {
+	if _, err := keys.New(c.Kafka.Partitioner); err != nil {
+		bad("kafka.partitioner", "%v", err)
+	}
+	if c.Delivery.MaxPending < 0 {
+		bad("delivery.max_pending", "must be positive")
+	}
+	for key, v := range map[string]string{"kafka.group": c.Kafka.Group, "kafka.client_id": c.Kafka.ClientID,
+		"kafka.state_topic": c.Kafka.StateTopic, "kafka.dead_letter_topic": c.Kafka.DeadLetterTopic} {
 		if v == "" {
 			bad(key, "must not be empty")
 		}
@@ -329,4 +347,16 @@ func (c *Config) KafkaOpts() []kgo.Opt {
 		kgo.SeedBrokers(c.Kafka.Brokers...),
 		kgo.ClientID(c.Kafka.ClientID),
 	}
+}
+
+// TransactionalID returns kafka.transactional_id, or "ucprelay-" and the host name.
+func (c *Config) TransactionalID() string {
+	if c.Kafka.TransactionalID != "" {
+		return c.Kafka.TransactionalID
+	}
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "local"
+	}
+	return "ucprelay-" + h
 }

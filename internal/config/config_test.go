@@ -16,7 +16,7 @@ const file = `
 kafka:
   brokers: [file-1:9092]
   group: from-file
-  input_topics: [orders]
+  input_topic: orders
 partners:
   google:
     base_url: https://shoppingdataintegration.googleapis.com/v1
@@ -91,7 +91,7 @@ func TestValidationNamesKeyAndFix(t *testing.T) {
 	t.Parallel()
 	p := write(t, `
 kafka:
-  input_topics: []
+  input_topic: ""
 partners:
   google:
     base_url: "ftp://x"
@@ -105,7 +105,7 @@ log:
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, want := range []string{"kafka.brokers", "kafka.input_topics", "partners.google.base_url", "partners.google.ucp_version", "delivery.max_attempts", "log.level"} {
+	for _, want := range []string{"kafka.brokers", "kafka.input_topic", "partners.google.base_url", "partners.google.ucp_version", "delivery.max_attempts", "log.level"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/ucprelay/ucprelay/internal/relay"
 	"github.com/ucprelay/ucprelay/internal/schemaregistry"
 	"github.com/ucprelay/ucprelay/internal/sink"
+	"github.com/ucprelay/ucprelay/internal/topics"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
@@ -59,7 +60,8 @@ type Summary struct {
 
 const (
 	topic    = "orders"
-	dlqTopic = "ucprelay.dlq"
+	dlqTopic   = "ucprelay.dlq"
+	stateTopic = "ucprelay.state"
 	apiKey   = "demo-api-key" //nolint:gosec // the demo's own sink key, not a credential
 )
 
@@ -80,13 +82,16 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	sum := Summary{Orders: o.Orders, DeadLettersByReason: map[string]int{}}
 
 	// 1. An embedded broker.
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic), kfake.SeedTopics(1, dlqTopic))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic))
 	if err != nil {
 		return sum, fmt.Errorf("demo: embedded broker: %w", err)
 	}
 	defer cluster.Close()
 	seeds := cluster.ListenAddrs()
-	out.printf("broker     embedded Kafka (kfake) at %s, topics %q (3 partitions) and %q\n", seeds[0], topic, dlqTopic)
+	if err := createTopics(ctx, seeds); err != nil {
+		return sum, err
+	}
+	out.printf("broker     embedded Kafka (kfake) at %s, input %q (3 partitions), state %q (compacted), dead letters %q\n", seeds[0], topic, stateTopic, dlqTopic)
 
 	// 2. A schema registry and the codec producers use.
 	regURL, err := schemaregistry.Serve(ctx, "127.0.0.1:0", schemaregistry.New())
@@ -145,7 +150,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	dead := make(chan deadletter.Record, 16)
 	rc := relay.Config{
-		InputTopics: []string{topic}, Group: "ucprelay-demo", DeadLetterTopic: dlqTopic,
+		InputTopic: topic, StateTopic: stateTopic, Group: "ucprelay-demo", TransactionalID: "ucprelay-demo-1", DeadLetterTopic: dlqTopic,
 		Partners: map[string]relay.Partner{}, DefaultPartner: partners[0],
 		MaxAttempts: 5, Backoff: webhook.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, MaxRetryAfter: 2 * time.Second},
 		RelayVersion: "demo", Secrets: []string{apiKey}, Logger: o.Logger,
@@ -228,6 +233,17 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		return sum, fmt.Errorf("demo: want the poison record dead-lettered, got %d dead letters", sum.DeadLetters)
 	}
 	return sum, nil
+}
+
+// createTopics creates the state and dead-letter topics as `ucprelay topics create` does.
+func createTopics(ctx context.Context, seeds []string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return fmt.Errorf("demo: admin client: %w", err)
+	}
+	defer cl.Close()
+	_, err = topics.Create(ctx, topics.NewAdmin(cl), topics.Layout{Input: []string{topic}, State: stateTopic, DeadLetter: dlqTopic}, 1, 1)
+	return err
 }
 
 func money(ts []orderevents.Total) string {

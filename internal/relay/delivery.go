@@ -18,9 +18,12 @@ type Job struct {
 	Partner   string
 	Version   int64 // snapshot version; a higher one replaces a queued lower one
 	WebhookID string
+	Stamp     time.Time // the freshness stamp of the envelope
 	Request   webhook.Request
 	// Source locates the input record that produced the snapshot, for dead-lettering.
 	Source Source
+
+	part *partition // the owning partition, for the outcome
 }
 
 // Source locates an input record.

@@ -4,17 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
+	"github.com/ucprelay/ucprelay/internal/statestore"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
 	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
@@ -26,6 +28,8 @@ import (
 const (
 	ReasonUnknownPartner    = "unknown_partner"
 	ReasonRender            = "render_failed"
+	ReasonMissingKey        = "missing_key"
+	ReasonKeyMismatch       = "key_mismatch"
 	ReasonRejected          = "http_rejected"
 	ReasonRetriesExhausted  = "retries_exhausted"
 	ReasonCredentials       = "credentials_rejected"
@@ -34,120 +38,495 @@ const (
 	reasonUnclassifiedFold  = "fold_failed"
 )
 
-type processor struct {
-	cfg *Config
-	dec Decoder
-	dlq *deadletter.Writer
-	log *slog.Logger
+// HeaderForwardedFrom marks an input record forwarded to its order's partition after
+// the input topic grew; its value is "topic/partition@offset" of the original.
+const HeaderForwardedFrom = "ucprelay.forwarded-from"
+
+// batch is the work of one transaction.
+type batch struct {
+	mu          sync.Mutex
+	parts       map[int32]*stagedPart
+	other       []*kgo.Record // dead letters and forwards
+	deadLetters []deadletter.Record
+	consumed    int
 }
 
-// process turns one record into a delivery job, or dead-letters it (awaited) when it
-// cannot be decoded, folded or rendered. It returns an error only when neither happened
-// (the dead-letter write failed, or ctx ended).
-func (p *processor) process(ctx context.Context, rec *kgo.Record) (job *Job, err error) {
-	ctx, span := startRecordSpan(ctx, rec)
-	defer func() {
+// stagedPart is what a transaction changes in one partition.
+type stagedPart struct {
+	mu       sync.Mutex // guards values and jobs while orders fold concurrently
+	p        *partition
+	values   map[string][]byte // new state record values (nil: tombstone)
+	jobs     map[string]*Job   // the newest snapshot per order, sent after commit
+	outcomes map[string]Outcome
+}
+
+func newBatch() *batch { return &batch{parts: map[int32]*stagedPart{}} }
+
+func (b *batch) part(p *partition) *stagedPart {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sp := b.parts[p.id]
+	if sp == nil {
+		sp = &stagedPart{p: p, values: map[string][]byte{}, jobs: map[string]*Job{}}
+		b.parts[p.id] = sp
+	}
+	return sp
+}
+
+func (b *batch) size() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.consumed
+}
+
+func (b *batch) empty() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.consumed > 0 || len(b.other) > 0 {
+		return false
+	}
+	for _, sp := range b.parts {
+		if len(sp.values) > 0 || len(sp.outcomes) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *batch) deadLetter(w *deadletter.Writer, d deadletter.Record) {
+	rec := w.Record(d)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.other = append(b.other, rec)
+	b.deadLetters = append(b.deadLetters, d)
+}
+
+func (b *batch) forward(rec *kgo.Record) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.other = append(b.other, rec)
+}
+
+// records lists what the transaction produces: one state record per changed order,
+// then dead letters and forwards.
+func (b *batch) records(stateTopic string) []*kgo.Record {
+	var out []*kgo.Record
+	for id, sp := range b.parts {
+		for key, v := range sp.values {
+			out = append(out, &kgo.Record{Topic: stateTopic, Partition: id, Key: []byte(key), Value: v})
+		}
+	}
+	return append(out, b.other...)
+}
+
+// value returns an order's current state value: staged in this batch, or committed.
+func (sp *stagedPart) value(key string) []byte {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if v, ok := sp.values[key]; ok {
+		return v
+	}
+	return sp.p.orders[key]
+}
+
+// keyWork is the records of one order in one poll, in offset order.
+type keyWork struct {
+	p    *partition
+	sp   *stagedPart
+	key  string
+	recs []*kgo.Record
+}
+
+// process folds a poll's records into the batch: orders concurrently (up to Workers),
+// each order's records in sequence (P5).
+func (r *Relay) process(ctx context.Context, fs kgo.Fetches, b *batch) error {
+	var work []*keyWork
+	var err error
+	r.mu.Lock()
+	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
+		if len(ftp.Records) == 0 {
+			return
+		}
+		p := r.parts[ftp.Partition]
+		if p == nil {
+			err = cmpErr(err, fmt.Errorf("relay: records of %s/%d, which this replica does not own", ftp.Topic, ftp.Partition))
+			return
+		}
+		sp := b.part(p)
+		byKey := map[string]*keyWork{}
+		for _, rec := range ftp.Records {
+			k := string(rec.Key)
+			w := byKey[k]
+			if w == nil {
+				w = &keyWork{p: p, sp: sp, key: k}
+				byKey[k] = w
+				work = append(work, w)
+			}
+			w.recs = append(w.recs, rec)
+		}
+		b.consumed += len(ftp.Records)
+	})
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	ch := make(chan *keyWork)
+	var wg sync.WaitGroup
+	var emu sync.Mutex
+	for range min(r.cfg.Workers, len(work)) {
+		wg.Go(func() {
+			for w := range ch {
+				if werr := r.processKey(ctx, b, w); werr != nil {
+					emu.Lock()
+					err = cmpErr(err, werr)
+					emu.Unlock()
+				}
+			}
+		})
+	}
+	for _, w := range work {
+		ch <- w
+	}
+	close(ch)
+	wg.Wait()
+	return err
+}
+
+// orderState is an order's stored state, decoded.
+type orderState struct {
+	rec    *statestore.Record
+	events []orderevents.Event
+	placed bool
+}
+
+func (r *Relay) loadState(ctx context.Context, key string, v []byte) (*orderState, error) {
+	st := &orderState{rec: &statestore.Record{OrderID: key}}
+	if v == nil {
+		return st, nil
+	}
+	rec, err := statestore.Unmarshal(key, v)
+	if err != nil {
+		return nil, err
+	}
+	st.rec = rec
+	for _, raw := range rec.Events {
+		ev, err := r.codec.Decode(ctx, raw)
+		if err != nil {
+			return nil, fmt.Errorf("relay: order %s: stored event: %w", key, err)
+		}
+		st.events = append(st.events, ev)
+		if _, ok := ev.Payload.(orderevents.OrderPlaced); ok {
+			st.placed = true
+		}
+	}
+	return st, nil
+}
+
+// processKey folds one order's records of a poll into the batch.
+func (r *Relay) processKey(ctx context.Context, b *batch, w *keyWork) error {
+	src := func(rec *kgo.Record) deadletter.Record {
+		return deadletter.Record{OrderID: string(rec.Key), SourceTopic: rec.Topic, SourcePartition: rec.Partition, SourceOffset: rec.Offset, Value: rec.Value}
+	}
+	n := r.inputPartitions.Load()
+	var (
+		news    []orderevents.Event
+		newRecs = map[string]*kgo.Record{}
+		st      *orderState
+		spanCtx trace.SpanContext
+		lastRec *kgo.Record
+	)
+	for _, rec := range w.recs {
+		rctx, span := startRecordSpan(ctx, rec)
+		spanCtx = span.SpanContext()
+		lastRec = rec
+		d, ev, err := r.admit(rctx, b, rec, n, src)
 		if err != nil {
 			span.SetStatus(codes.Error, err.Error())
+			span.End()
+			return err
 		}
 		span.End()
-	}()
-	log := p.log.With("topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
-	ev, err := p.decode(ctx, rec)
+		if d != nil {
+			b.deadLetter(r.dlq, *d)
+			continue
+		}
+		if ev == nil {
+			continue // forwarded
+		}
+		if st == nil {
+			if st, err = r.loadState(ctx, w.key, w.sp.value(w.key)); err != nil {
+				return fmt.Errorf("relay: state of order %s: %w", w.key, err)
+			}
+		}
+		if hasEvent(st.events, ev.ID) || newRecs[ev.ID] != nil {
+			r.stats.duplicates.Add(1)
+			continue
+		}
+		news = append(news, *ev)
+		newRecs[ev.ID] = rec
+	}
+	if len(news) == 0 {
+		return nil
+	}
+	m := merge(st.events, st.placed, news)
+	for _, rj := range m.rejected {
+		d := deadletter.Record{OrderID: w.key, Stage: deadletter.StageFold, Reason: reasonOf(rj.err, reasonUnclassifiedFold), Error: rj.err.Error()}
+		if rec := newRecs[rj.ev.ID]; rec != nil && !rj.held {
+			d = src(rec)
+			d.Stage, d.Reason, d.Error = deadletter.StageFold, reasonOf(rj.err, reasonUnclassifiedFold), rj.err.Error()
+		} else {
+			// A held event the placement contradicts: its input record is long committed,
+			// so the dead letter carries its canonical bytes.
+			d.SourceTopic, d.SourcePartition, d.SourceOffset = r.cfg.StateTopic, w.p.id, -1
+			d.Value, _ = r.codec.EncodeSingleObject(rj.ev)
+		}
+		b.deadLetter(r.dlq, d)
+	}
+	if m.added == 0 && len(m.events) == len(st.events) {
+		return nil
+	}
+	return r.stage(ctx, b, w, st, m, spanCtx, lastRec)
+}
+
+// admit decodes and checks one record. It returns a dead-letter record for bad input,
+// nil event for a forwarded record, or the event. An error means neither could be done.
+func (r *Relay) admit(ctx context.Context, b *batch, rec *kgo.Record, n int32, src func(*kgo.Record) deadletter.Record) (*deadletter.Record, *orderevents.Event, error) {
+	fail := func(stage deadletter.Stage, reason, text string) (*deadletter.Record, *orderevents.Event, error) {
+		d := src(rec)
+		d.Stage, d.Reason, d.Error = stage, reason, text
+		return &d, nil, nil
+	}
+	if len(rec.Key) == 0 {
+		return fail(deadletter.StageDecode, ReasonMissingKey, "record has no key; the key must be the order id")
+	}
+	if to := r.part.Partition(rec.Key, n); to != rec.Partition {
+		// The input grew since this record was written: its order now lives in another
+		// partition, whose worker holds the order's state. Forward it there (P4 makes the
+		// late arrival harmless).
+		fwd := &kgo.Record{Topic: rec.Topic, Partition: to, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp,
+			Headers: append(append([]kgo.RecordHeader{}, rec.Headers...), kgo.RecordHeader{
+				Key: HeaderForwardedFrom, Value: fmt.Appendf(nil, "%s/%d@%d", rec.Topic, rec.Partition, rec.Offset)})}
+		b.forward(fwd)
+		r.stats.forwarded.Add(1)
+		return nil, nil, nil
+	}
+	ev, err := r.decode(ctx, rec)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
-		return nil, p.deadLetter(ctx, log, deadletter.Record{
-			OrderID: string(rec.Key), Stage: deadletter.StageDecode,
-			Reason: reasonOf(err, reasonUnclassifiedDecod), Error: err.Error(), Value: rec.Value,
-		}, rec)
+		return fail(deadletter.StageDecode, reasonOf(err, reasonUnclassifiedDecod), err.Error())
 	}
-	log = log.With("order_id", ev.OrderID)
-	partnerID := ev.PartnerID
-	if partnerID == "" {
-		partnerID = p.cfg.DefaultPartner
+	if ev.OrderID != string(rec.Key) {
+		return fail(deadletter.StageDecode, ReasonKeyMismatch, fmt.Sprintf("record key %q but event %s is of order %q", rec.Key, ev.ID, ev.OrderID))
 	}
-	partner, ok := p.cfg.Partners[partnerID]
+	if ev.PartnerID != "" {
+		if _, ok := r.cfg.Partners[ev.PartnerID]; !ok {
+			return fail(deadletter.StageFold, ReasonUnknownPartner, fmt.Sprintf("event %s names partner %q, which is not configured", ev.ID, ev.PartnerID))
+		}
+	}
+	return nil, &ev, nil
+}
+
+func hasEvent(evs []orderevents.Event, id string) bool {
+	for i := range evs {
+		if evs[i].ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// stage writes the order's new state record into the batch and, when the order is
+// placed, the snapshot job that goes out after commit, with its envelope marked pending.
+func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *orderState, m merged, sc trace.SpanContext, last *kgo.Record) error {
+	rec := st.rec
+	known := make(map[string][]byte, len(st.events))
+	for i, ev := range st.events {
+		known[ev.ID] = rec.Events[i]
+	}
+	events := make([][]byte, 0, len(m.events))
+	for _, ev := range m.events {
+		raw, ok := known[ev.ID]
+		if !ok {
+			var err error
+			if raw, err = r.codec.EncodeSingleObject(ev); err != nil {
+				return fmt.Errorf("relay: order %s: encode event %s for the state topic: %w", w.key, ev.ID, err)
+			}
+		}
+		events = append(events, raw)
+	}
+	rec.Events = events
+	rec.Version = int64(len(events))
+	var job *Job
+	if m.snap != nil {
+		partnerID := m.snap.PartnerID
+		if partnerID == "" {
+			partnerID = r.cfg.DefaultPartner
+		}
+		rec.Partner = partnerID
+		env := fold.NextEnvelope(m.snap, lastStamp(rec))
+		j, err := r.render(ctx, w.key, partnerID, m.snap, env, sc)
+		if err != nil {
+			b.deadLetter(r.dlq, deadletter.Record{
+				OrderID: w.key, Stage: deadletter.StageFold, Reason: reasonOf(err, ReasonRender), Partner: partnerID, Error: err.Error(),
+				SourceTopic: last.Topic, SourcePartition: last.Partition, SourceOffset: last.Offset,
+				Value: deadletter.EncodeReference(deadletter.Reference{OrderID: w.key, Partner: partnerID, SnapshotVersion: m.snap.Version}),
+			})
+		} else {
+			j.Source = Source{Topic: last.Topic, Partition: last.Partition, Offset: last.Offset}
+			rec.Pending = statestore.Delivery{Version: m.snap.Version, Stamp: env.Stamp, WebhookID: env.WebhookID}
+			job = &j
+		}
+	}
+	v := rec.Marshal()
+	w.sp.mu.Lock()
+	defer w.sp.mu.Unlock()
+	w.sp.values[w.key] = v
+	if job != nil {
+		w.sp.jobs[w.key] = job
+	}
+	return nil
+}
+
+// unknownPartnerError is a snapshot for a partner that is not configured.
+type unknownPartnerError struct{ partner string }
+
+func (e unknownPartnerError) Error() string {
+	return fmt.Sprintf("order's partner %q is not configured", e.partner)
+}
+func (unknownPartnerError) Reason() string { return ReasonUnknownPartner }
+
+// render builds the delivery job of a snapshot with its envelope.
+func (r *Relay) render(ctx context.Context, orderID, partnerID string, snap *fold.Snapshot, env fold.Envelope, sc trace.SpanContext) (Job, error) {
+	partner, ok := r.cfg.Partners[partnerID]
 	if !ok {
-		return nil, p.deadLetter(ctx, log, deadletter.Record{
-			OrderID: ev.OrderID, Stage: deadletter.StageFold, Reason: ReasonUnknownPartner, Partner: partnerID,
-			Error: fmt.Sprintf("event names partner %q, which is not configured", partnerID), Value: rec.Value,
-		}, rec)
+		return Job{}, unknownPartnerError{partnerID}
 	}
-	log = log.With("partner", partnerID)
-	snap, err := fold.Fold([]orderevents.Event{ev})
-	if err != nil {
-		return nil, p.deadLetter(ctx, log, deadletter.Record{
-			OrderID: ev.OrderID, Stage: deadletter.StageFold, Reason: reasonOf(err, reasonUnclassifiedFold),
-			Partner: partnerID, Error: err.Error(), Value: rec.Value,
-		}, rec)
-	}
-	env := fold.NextEnvelope(snap, time.Time{})
 	body, err := ucp.Marshal(snap.Order, partner.Version, env.Body())
 	if err != nil {
-		return nil, p.deadLetter(ctx, log, deadletter.Record{
-			OrderID: ev.OrderID, Stage: deadletter.StageFold, Reason: ReasonRender,
-			Partner: partnerID, Error: err.Error(), Value: rec.Value,
-		}, rec)
+		return Job{}, err
 	}
 	h := http.Header{}
-	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(h))
+	if sc.IsValid() {
+		otel.GetTextMapPropagator().Inject(trace.ContextWithSpanContext(ctx, sc), propagation.HeaderCarrier(h))
+	}
 	h.Set("Webhook-Id", env.WebhookID)
 	h.Set("Webhook-Timestamp", strconv.FormatInt(env.Stamp.Unix(), 10))
-	return &Job{
-		OrderID: ev.OrderID, Partner: partnerID, Version: snap.Version, WebhookID: env.WebhookID,
+	return Job{
+		OrderID: orderID, Partner: partnerID, Version: snap.Version, WebhookID: env.WebhookID, Stamp: env.Stamp,
 		Request: webhook.Request{Body: body, Header: h},
-		Source:  Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset},
 	}, nil
 }
 
-// decode retries transient decoder failures (schema registry unreachable) until ctx ends;
-// anything else is returned for the dead-letter topic.
-func (p *processor) decode(ctx context.Context, rec *kgo.Record) (orderevents.Event, error) {
-	for n := 0; ; n++ {
-		ev, err := p.dec.Decode(ctx, rec.Value)
-		if err == nil || !isTransient(err) {
-			return ev, err
+// lastStamp is the newest freshness stamp the order's partner may have seen.
+func lastStamp(rec *statestore.Record) time.Time {
+	if rec.Pending.Stamp.After(rec.Acked.Stamp) {
+		return rec.Pending.Stamp
+	}
+	return rec.Acked.Stamp
+}
+
+// resendJob rebuilds the pending snapshot of a restored order with the envelope its state
+// recorded, so the partner gets the same Webhook-Id, stamp and body again.
+func (r *Relay) resendJob(ctx context.Context, orderID string, v []byte) (Job, error) {
+	st, err := r.loadState(ctx, orderID, v)
+	if err != nil {
+		return Job{}, err
+	}
+	snap, err := fold.Fold(st.events)
+	if err != nil {
+		return Job{}, err
+	}
+	env := fold.Envelope{WebhookID: st.rec.Pending.WebhookID, Stamp: st.rec.Pending.Stamp}
+	if snap.Version != st.rec.Pending.Version {
+		env = fold.NextEnvelope(snap, lastStamp(st.rec))
+	}
+	partnerID := st.rec.Partner
+	if partnerID == "" {
+		partnerID = r.cfg.DefaultPartner
+	}
+	return r.render(ctx, orderID, partnerID, snap, env, trace.SpanContext{})
+}
+
+// takeOutcomes writes the delivery outcomes that came back since the last transaction:
+// an acknowledgement moves the order's acked mark and clears its pending mark; a failure
+// clears the pending mark (keeping its stamp, which the partner may have seen) and adds
+// the dead-letter record.
+func (r *Relay) takeOutcomes(b *batch) {
+	r.mu.Lock()
+	parts := make([]*partition, 0, len(r.parts))
+	for _, p := range r.parts {
+		parts = append(parts, p)
+	}
+	r.mu.Unlock()
+	for _, p := range parts {
+		os := p.takeOutcomes()
+		if len(os) == 0 {
+			continue
 		}
-		p.log.Warn("decode failed transiently; retrying", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
-		if serr := sleep(ctx, p.cfg.Backoff.Delay(n, nil)); serr != nil {
-			return ev, serr
+		sp := b.part(p)
+		sp.outcomes = os
+		for oid, o := range os {
+			v := sp.value(oid)
+			if v == nil {
+				continue
+			}
+			rec, err := statestore.Unmarshal(oid, v)
+			if err != nil {
+				r.log.Error("state record unreadable; outcome not written", "order_id", oid, "err", err)
+				continue
+			}
+			d := statestore.Delivery{Version: o.Job.Version, Stamp: o.Job.Stamp, WebhookID: o.Job.WebhookID}
+			if o.Failed {
+				if rec.Pending.Version <= d.Version {
+					rec.Pending.Version = 0
+				}
+				b.deadLetter(r.dlq, outcomeDeadLetter(o))
+			} else {
+				if d.Version > rec.Acked.Version || rec.Acked.Stamp.Before(d.Stamp) {
+					rec.Acked = d
+				}
+				if rec.Pending.Version <= d.Version {
+					rec.Pending = statestore.Delivery{}
+				}
+			}
+			v = rec.Marshal()
+			sp.mu.Lock()
+			sp.values[oid] = v
+			sp.mu.Unlock()
 		}
 	}
 }
 
-// deadLetterOutcome writes a failed delivery to the dead-letter topic.
-func (p *processor) deadLetterOutcome(ctx context.Context, o Outcome) error {
+// outcomeDeadLetter is the dead-letter record of a failed delivery.
+func outcomeDeadLetter(o Outcome) deadletter.Record {
 	j := o.Job
 	errText := ""
 	if o.Err != nil {
 		errText = o.Err.Error()
 	}
-	r := deadletter.Record{
+	return deadletter.Record{
 		OrderID: j.OrderID, Stage: deadletter.StageDeliver, Reason: o.Reason, Partner: j.Partner,
 		HTTPStatus: o.HTTPStatus, Attempts: o.Attempts, FirstFailure: o.First, LastFailure: o.Last, Error: errText,
 		SourceTopic: j.Source.Topic, SourcePartition: j.Source.Partition, SourceOffset: j.Source.Offset,
 		Value: deadletter.EncodeReference(deadletter.Reference{OrderID: j.OrderID, Partner: j.Partner, SnapshotVersion: j.Version, WebhookID: j.WebhookID}),
 	}
-	return p.write(ctx, p.log.With("order_id", j.OrderID, "partner", j.Partner), r)
 }
 
-func (p *processor) deadLetter(ctx context.Context, log *slog.Logger, r deadletter.Record, src *kgo.Record) error {
-	r.SourceTopic, r.SourcePartition, r.SourceOffset = src.Topic, src.Partition, src.Offset
-	return p.write(ctx, log, r)
-}
-
-func (p *processor) write(ctx context.Context, log *slog.Logger, r deadletter.Record) error {
-	if err := p.dlq.Write(ctx, r); err != nil {
-		log.Error("dead-letter write failed; offset not committed", "stage", r.Stage, "reason", r.Reason, "err", err)
-		return err
+// decode retries transient decoder failures (schema registry unreachable) until ctx ends;
+// anything else is returned for the dead-letter topic.
+func (r *Relay) decode(ctx context.Context, rec *kgo.Record) (orderevents.Event, error) {
+	for n := 0; ; n++ {
+		ev, err := r.codec.Decode(ctx, rec.Value)
+		if err == nil || !isTransient(err) {
+			return ev, err
+		}
+		r.log.Warn("decode failed transiently; retrying", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
+		if serr := sleep(ctx, r.cfg.Backoff.Delay(n, nil)); serr != nil {
+			return ev, serr
+		}
 	}
-	log.Warn("dead-lettered", "stage", r.Stage, "reason", r.Reason, "err", deadletter.Redact(r.Error, 300, p.cfg.Secrets...))
-	if p.cfg.OnDeadLetter != nil {
-		p.cfg.OnDeadLetter(r)
-	}
-	return nil
 }
 
 // reasonOf returns the stable reason an error carries, or def.

@@ -5,21 +5,27 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
+	"github.com/ucprelay/ucprelay/internal/keys"
+	"github.com/ucprelay/ucprelay/internal/topics"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
 	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
 
-// Decoder turns an input record's value into an order-domain event.
-type Decoder interface {
+// Codec turns input record values into order-domain events, and events into the
+// canonical bytes the state topic keeps.
+type Codec interface {
 	Decode(ctx context.Context, value []byte) (orderevents.Event, error)
+	EncodeSingleObject(ev orderevents.Event) ([]byte, error)
 }
 
 // Sender makes one delivery attempt.
@@ -37,12 +43,20 @@ type Partner struct {
 
 // Config configures a [Relay].
 type Config struct {
-	// InputTopics are the order-domain event topics. Required.
-	InputTopics []string
+	// InputTopic is the order-domain event topic (key = order id). Required.
+	InputTopic string
+	// StateTopic is the compacted state topic, co-partitioned with the input. Required.
+	StateTopic string
 	// Group is the consumer group id. Required.
 	Group string
+	// TransactionalID identifies this replica's transactional producer; it must be
+	// unique per replica and stable across its restarts. Required.
+	TransactionalID string
 	// DeadLetterTopic receives what cannot be processed or delivered. Required.
 	DeadLetterTopic string
+	// Partitioner is the producers' key partitioner, to forward events that sit in their
+	// order's old partition after the input topic grew. Default murmur2.
+	Partitioner string
 	// Partners by the partner id that events carry. At least one.
 	Partners map[string]Partner
 	// DefaultPartner receives orders whose events carry no partner id; required when
@@ -52,6 +66,17 @@ type Config struct {
 	MaxAttempts int
 	// MaxInFlight bounds the POSTs in flight at once, across orders. Default 64.
 	MaxInFlight int
+	// MaxPending bounds the orders with a snapshot waiting for delivery; above it the
+	// partitions that feed them stop fetching until half of it is reached (P6). Default 10000.
+	MaxPending int
+	// Workers bounds the orders folded at once. Default GOMAXPROCS.
+	Workers int
+	// CommitInterval is how long a transaction collects work before it commits. Default 100ms.
+	CommitInterval time.Duration
+	// LayoutCheckInterval is how often the topic layout is checked again. Default 30s.
+	LayoutCheckInterval time.Duration
+	// ShutdownGrace bounds how long Run waits for in-flight deliveries when it stops. Default 10s.
+	ShutdownGrace time.Duration
 	// Backoff spaces retries. Default webhook.DefaultBackoff().
 	Backoff webhook.Backoff
 	// RelayVersion goes into dead-letter records.
@@ -66,20 +91,20 @@ type Config struct {
 	OnBreakerChange func(partner string, from, to gobreaker.State)
 	// OnDelivered, when set, is called after each acknowledged delivery (demo, tests).
 	OnDelivered func(orderID, partner string, status int)
-	// OnDeadLetter, when set, is called after each durable dead-letter write.
+	// OnDeadLetter, when set, is called for each dead-letter record once its transaction committed.
 	OnDeadLetter func(deadletter.Record)
 }
 
 func (c *Config) validate() error {
 	var errs []error
-	if len(c.InputTopics) == 0 {
-		errs = append(errs, errors.New("no input topics"))
+	for name, v := range map[string]string{"input topic": c.InputTopic, "state topic": c.StateTopic, "consumer group": c.Group,
+		"transactional id": c.TransactionalID, "dead-letter topic": c.DeadLetterTopic} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("no %s", name))
+		}
 	}
-	if c.Group == "" {
-		errs = append(errs, errors.New("no consumer group"))
-	}
-	if c.DeadLetterTopic == "" {
-		errs = append(errs, errors.New("no dead-letter topic"))
+	if _, err := keys.New(c.Partitioner); err != nil {
+		errs = append(errs, err)
 	}
 	if len(c.Partners) == 0 {
 		errs = append(errs, errors.New("no partners"))
@@ -94,17 +119,15 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("default partner %q is not configured", c.DefaultPartner))
 		}
 	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 8
-	}
-	if c.MaxInFlight == 0 {
-		c.MaxInFlight = 64
-	}
-	if c.MaxInFlight < 0 {
-		errs = append(errs, errors.New("max in flight must be positive"))
-	}
-	if c.MaxAttempts < 0 {
-		errs = append(errs, errors.New("max attempts must be positive"))
+	setDefault(&c.MaxAttempts, 8)
+	setDefault(&c.MaxInFlight, 64)
+	setDefault(&c.MaxPending, 10000)
+	setDefault(&c.Workers, runtime.GOMAXPROCS(0))
+	setDefault(&c.CommitInterval, 100*time.Millisecond)
+	setDefault(&c.LayoutCheckInterval, 30*time.Second)
+	setDefault(&c.ShutdownGrace, 10*time.Second)
+	if c.MaxInFlight < 0 || c.MaxAttempts < 0 || c.MaxPending < 0 || c.Workers < 0 {
+		errs = append(errs, errors.New("max attempts, max in flight, max pending and workers must be positive"))
 	}
 	if c.Backoff == (webhook.Backoff{}) {
 		c.Backoff = webhook.DefaultBackoff()
@@ -120,6 +143,13 @@ func (c *Config) validate() error {
 		return fmt.Errorf("relay: config: %w", err)
 	}
 	return nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }
 
 // BreakerConfig configures the circuit breaker of each partner endpoint. Permanent 4xx
@@ -138,18 +168,10 @@ type BreakerConfig struct {
 }
 
 func (b *BreakerConfig) setDefaults() {
-	if b.FailuresToTrip == 0 {
-		b.FailuresToTrip = 5
-	}
-	if b.OpenFor == 0 {
-		b.OpenFor = 10 * time.Second
-	}
-	if b.Hold == 0 {
-		b.Hold = 10 * time.Minute
-	}
-	if b.Poll == 0 {
-		b.Poll = 250 * time.Millisecond
-	}
+	setDefault(&b.FailuresToTrip, 5)
+	setDefault(&b.OpenFor, 10*time.Second)
+	setDefault(&b.Hold, 10*time.Minute)
+	setDefault(&b.Poll, 250*time.Millisecond)
 }
 
 func (c *Config) newBreaker(partner string) *breaker {
@@ -171,141 +193,401 @@ func (c *Config) newBreaker(partner string) *breaker {
 	})
 }
 
-// Relay consumes, folds, delivers and dead-letters.
+// Stats counts what a relay did since it started.
+type Stats struct {
+	Consumed, Duplicates, Forwarded, DeadLettered       int64
+	Snapshots, Delivered, Superseded, Resent, Restored int64
+	Transactions, Aborted                              int64
+	Pending                                            int64
+	Paused                                             bool
+}
+
+type counters struct {
+	consumed, duplicates, forwarded, deadLettered       atomic.Int64
+	snapshots, delivered, superseded, resent, restored atomic.Int64
+	transactions, aborted                              atomic.Int64
+	pending                                            atomic.Int64
+	paused                                             atomic.Bool
+}
+
+// Relay consumes order-domain events, keeps each order's state in the compacted state
+// topic, and delivers every new snapshot to its partner.
+//
+// One loop owns the transaction: it polls for about CommitInterval, folds the records
+// (orders concurrently, each order's records in sequence), stages the new state
+// records, dead-letter records and forwards, adds the acknowledgements that came back
+// from delivery, and commits all of it with the consumed offsets in one transaction.
+// Snapshots go to the delivery queue only once their transaction committed.
 type Relay struct {
-	cfg  Config
-	cl   *kgo.Client
-	dec  Decoder
-	snd  Sender
-	dlq  *deadletter.Writer
-	log  *slog.Logger
-	proc *processor
-	// breakers by partner; they outlive each poll's delivery queue.
+	cfg      Config
+	sess     *kgo.GroupTransactSession
+	cl       *kgo.Client
+	kafka    []kgo.Opt
+	codec    Codec
+	snd      Sender
+	dlq      *deadletter.Writer
+	log      *slog.Logger
+	part     *keys.Partitioner
+	q        *queue
 	breakers map[string]*breaker
+	stats    counters
+
+	// inputPartitions is the input topic's partition count, from the last layout check.
+	inputPartitions atomic.Int32
+
+	mu        sync.Mutex
+	parts     map[int32]*partition // owned input partitions, by number
+	paused    map[int32]bool
+	restoring int
+	joined    bool
+	fatal     error
 }
 
 // New returns a Relay. kafkaOpts carry the connection (seed brokers, TLS, SASL, client
-// id); the relay adds the consumer group settings.
-func New(cfg Config, kafkaOpts []kgo.Opt, dec Decoder, snd Sender) (*Relay, error) {
+// id); the relay adds the group, transaction and isolation settings.
+func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if dec == nil || snd == nil {
-		return nil, errors.New("relay: a decoder and a sender are required")
+	if codec == nil || snd == nil {
+		return nil, errors.New("relay: a codec and a sender are required")
 	}
+	r := &Relay{
+		cfg: cfg, kafka: kafkaOpts, codec: codec, snd: snd, log: cfg.Logger,
+		part: keys.MustNew(cfg.Partitioner), parts: map[int32]*partition{}, paused: map[int32]bool{},
+		breakers: map[string]*breaker{},
+	}
+	for id := range cfg.Partners {
+		r.breakers[id] = r.cfg.newBreaker(id)
+	}
+	r.q = newQueue(&r.cfg, snd, r.breakers, r.onOutcome)
 	opts := append([]kgo.Opt{}, kafkaOpts...)
 	opts = append(opts,
 		kgo.ConsumerGroup(cfg.Group),
-		kgo.ConsumeTopics(cfg.InputTopics...),
+		kgo.ConsumeTopics(cfg.InputTopic),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
+		kgo.TransactionalID(cfg.TransactionalID),
+		kgo.TransactionTimeout(60*time.Second),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.OnPartitionsAssigned(r.onAssigned),
+		kgo.OnPartitionsRevoked(r.onRevoked),
+		kgo.OnPartitionsLost(r.onRevoked),
 	)
-	cl, err := kgo.NewClient(opts...)
+	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("relay: kafka client: %w", err)
 	}
-	dlq, err := deadletter.NewWriter(cl, cfg.DeadLetterTopic, cfg.RelayVersion, cfg.Secrets...)
-	if err != nil {
-		cl.Close()
+	r.sess, r.cl = sess, sess.Client()
+	if r.dlq, err = deadletter.NewWriter(r.cl, cfg.DeadLetterTopic, cfg.RelayVersion, cfg.Secrets...); err != nil {
+		sess.Close()
 		return nil, err
-	}
-	r := &Relay{cfg: cfg, cl: cl, dec: dec, snd: snd, dlq: dlq, log: cfg.Logger}
-	r.proc = &processor{cfg: &r.cfg, dec: dec, dlq: dlq, log: cfg.Logger}
-	r.breakers = map[string]*breaker{}
-	for id := range cfg.Partners {
-		r.breakers[id] = r.cfg.newBreaker(id)
 	}
 	return r, nil
 }
 
-// Run consumes until ctx ends or a record can neither be delivered nor dead-lettered, in
-// which case it returns the error without committing that record's offset. It closes the
-// client (leaving the group) before it returns.
-//
-// Each poll: the records of each partition are turned into delivery jobs in order
-// (partitions concurrently), the jobs are delivered with one POST in flight per order and
-// latest-wins coalescing, failures are dead-lettered, and only then are the poll's
-// offsets committed.
-func (r *Relay) Run(ctx context.Context) error {
-	defer r.cl.Close()
-	for {
-		fetches := r.cl.PollRecords(ctx, 1000)
-		if fetches.IsClientClosed() || ctx.Err() != nil {
-			r.cl.AllowRebalance()
-			return nil
-		}
-		fetches.EachError(func(topic string, partition int32, err error) {
-			r.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
-		})
-		err := r.handle(ctx, fetches)
-		if err != nil {
-			r.cl.AllowRebalance()
-			if ctx.Err() != nil {
-				return nil // shutting down: the uncommitted records are read again on restart
-			}
-			return err
-		}
-		if err := r.cl.CommitUncommittedOffsets(ctx); err != nil && ctx.Err() == nil {
-			r.log.Warn("commit failed; records will be processed again", "err", err)
-		}
-		r.cl.AllowRebalance()
+// Stats returns the relay's counters.
+func (r *Relay) Stats() Stats {
+	c := &r.stats
+	return Stats{
+		Consumed: c.consumed.Load(), Duplicates: c.duplicates.Load(), Forwarded: c.forwarded.Load(),
+		DeadLettered: c.deadLettered.Load(), Snapshots: c.snapshots.Load(), Delivered: c.delivered.Load(),
+		Superseded: c.superseded.Load(), Resent: c.resent.Load(), Restored: c.restored.Load(),
+		Transactions: c.transactions.Load(), Aborted: c.aborted.Load(), Pending: c.pending.Load(), Paused: c.paused.Load(),
 	}
 }
 
-// handle takes every record of a poll to an end: delivered, superseded by a newer
-// snapshot of its order, or durably dead-lettered.
-func (r *Relay) handle(ctx context.Context, fetches kgo.Fetches) error {
-	var (
-		mu       sync.Mutex
-		first    error
-		failures []Outcome
-	)
-	fail := func(err error) {
-		mu.Lock()
-		first = cmpErr(first, err)
-		mu.Unlock()
+// Ready reports whether the relay has joined its group and restored every partition it owns.
+func (r *Relay) Ready() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.joined && r.restoring == 0 && r.fatal == nil
+}
+
+// Close releases the client when Run was never called.
+func (r *Relay) Close() { r.sess.Close() }
+
+func (r *Relay) setFatal(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fatal == nil {
+		r.fatal = err
 	}
-	q := newQueue(&r.cfg, r.snd, r.breakers, func(o Outcome) {
-		switch {
-		case o.Failed && o.Reason == "":
-			fail(o.Err) // ended by shutdown
-		case o.Failed:
-			mu.Lock()
-			failures = append(failures, o)
-			mu.Unlock()
-		case !o.Superseded && r.cfg.OnDelivered != nil:
-			r.cfg.OnDelivered(o.Job.OrderID, o.Job.Partner, o.Status)
+}
+
+func (r *Relay) fatalErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fatal
+}
+
+// Run consumes until ctx ends (it then drains and returns nil) or the relay cannot go on:
+// the topic layout changed (partition counts differ: run `ucprelay state migrate`), a
+// state partition could not be restored, or a transaction failed in a way the client
+// cannot recover from. It leaves the group before it returns.
+func (r *Relay) Run(ctx context.Context) error {
+	if err := r.checkLayout(ctx); err != nil {
+		r.sess.Close()
+		return err
+	}
+	lastCheck := time.Now()
+	for {
+		if err := r.fatalErr(); err != nil {
+			return r.shutdown(err)
 		}
-	})
-	var wg sync.WaitGroup
-	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		wg.Go(func() {
-			for _, rec := range p.Records {
-				job, err := r.proc.process(ctx, rec)
-				if err != nil {
-					fail(err)
-					return
-				}
-				if job != nil {
-					q.submit(ctx, *job)
-				}
+		if ctx.Err() != nil {
+			return r.shutdown(nil)
+		}
+		if time.Since(lastCheck) >= r.cfg.LayoutCheckInterval {
+			lastCheck = time.Now()
+			if err := r.checkLayout(ctx); err != nil && ctx.Err() == nil {
+				return r.shutdown(err)
+			}
+		}
+		if err := r.cycle(ctx); err != nil {
+			if ctx.Err() != nil {
+				return r.shutdown(nil)
+			}
+			return r.shutdown(err)
+		}
+	}
+}
+
+// checkLayout verifies that the input, state and dead-letter topics exist, that input
+// and state have the same partition count and that the state topic is compacted.
+func (r *Relay) checkLayout(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	n, err := topics.Check(cctx, topics.NewAdmin(r.cl), topics.Layout{Input: []string{r.cfg.InputTopic}, State: r.cfg.StateTopic, DeadLetter: r.cfg.DeadLetterTopic})
+	if err != nil {
+		if errors.Is(err, topics.ErrPartitionMismatch) {
+			r.log.Error("refusing to process: partition counts differ", "err", err)
+		}
+		return fmt.Errorf("relay: %w", err)
+	}
+	r.inputPartitions.Store(n)
+	return nil
+}
+
+// cycle runs one transaction: poll and fold for up to CommitInterval, add the delivery
+// outcomes, commit, then hand the committed snapshots to delivery.
+func (r *Relay) cycle(ctx context.Context) error {
+	if err := r.sess.Begin(); err != nil {
+		return fmt.Errorf("relay: begin transaction: %w", err)
+	}
+	b := newBatch()
+	deadline := time.Now().Add(r.cfg.CommitInterval)
+	for time.Now().Before(deadline) && b.size() < maxBatch {
+		pctx, cancel := context.WithDeadline(ctx, deadline)
+		fs := r.sess.PollRecords(pctx, maxBatch)
+		cancel()
+		if fs.IsClientClosed() || ctx.Err() != nil {
+			break
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				r.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
 		})
-	})
-	wg.Wait()
-	q.wait()
-	if first != nil {
-		return first
-	}
-	for _, o := range failures {
-		if err := r.proc.deadLetterOutcome(ctx, o); err != nil {
+		if err := r.process(ctx, fs, b); err != nil {
+			r.abort(b)
 			return err
 		}
 	}
+	r.takeOutcomes(b)
+	return r.commit(ctx, b)
+}
+
+// maxBatch bounds the records one transaction folds.
+const maxBatch = 20000
+
+// commit produces the batch's records and ends the transaction. On commit the batch is
+// applied; on abort the delivery outcomes go back to be written by the next transaction,
+// and the session rewinds the input to the last committed offsets.
+func (r *Relay) commit(ctx context.Context, b *batch) error {
+	// The end of a transaction must not be cut short by shutdown: use a context of its own.
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var (
+		pmu  sync.Mutex
+		perr error
+	)
+	for _, rec := range b.records(r.cfg.StateTopic) {
+		r.sess.Produce(ectx, rec, func(rec *kgo.Record, err error) {
+			if err != nil {
+				pmu.Lock()
+				perr = cmpErr(perr, fmt.Errorf("produce to %s: %w", rec.Topic, err))
+				pmu.Unlock()
+			}
+		})
+	}
+	if err := r.cl.Flush(ectx); err != nil {
+		perr = cmpErr(perr, err)
+	}
+	try := kgo.TryCommit
+	if perr != nil {
+		r.log.Error("transaction aborted: a record could not be produced", "err", perr)
+		try = kgo.TryAbort
+	}
+	committed, err := r.sess.End(ectx, try)
+	if err != nil || !committed {
+		r.abort(b)
+		if err != nil {
+			return fmt.Errorf("relay: end transaction: %w", err)
+		}
+		if b.size() > 0 {
+			r.log.Info("transaction aborted; the input is read again from the last commit", "records", b.consumed)
+		}
+		return nil
+	}
+	if !b.empty() {
+		r.stats.transactions.Add(1)
+	}
+	r.apply(b)
+	r.backpressure()
 	return nil
+}
+
+func (r *Relay) abort(b *batch) {
+	if !b.empty() {
+		r.stats.aborted.Add(1)
+	}
+	for _, sp := range b.parts {
+		sp.p.returnOutcomes(sp.outcomes)
+	}
+}
+
+// apply makes a committed batch current: new state values replace the old in memory,
+// new snapshots go to delivery, dead-letter hooks run. A partition revoked in between
+// is skipped: its new owner restores what was committed and resends what is pending.
+func (r *Relay) apply(b *batch) {
+	r.stats.consumed.Add(int64(b.consumed))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, sp := range b.parts {
+		p := r.parts[id]
+		if p != sp.p {
+			continue
+		}
+		for key, v := range sp.values {
+			if v == nil {
+				delete(p.orders, key)
+			} else {
+				p.orders[key] = v
+			}
+		}
+		for _, j := range sp.jobs {
+			r.submit(p, *j)
+		}
+	}
+	for _, d := range b.deadLetters {
+		r.stats.deadLettered.Add(1)
+		r.log.Warn("dead-lettered", "order_id", d.OrderID, "stage", d.Stage, "reason", d.Reason,
+			"source", fmt.Sprintf("%s/%d@%d", d.SourceTopic, d.SourcePartition, d.SourceOffset),
+			"err", deadletter.Redact(d.Error, 300, r.cfg.Secrets...))
+		if r.cfg.OnDeadLetter != nil {
+			r.cfg.OnDeadLetter(d)
+		}
+	}
+}
+
+// submit hands a job of partition p to the delivery queue. r.mu is held.
+func (r *Relay) submit(p *partition, j Job) {
+	j.part = p
+	p.inflight.Add(1)
+	p.pending.Add(1)
+	r.stats.pending.Add(1)
+	r.stats.snapshots.Add(1)
+	r.q.submit(p.ctx, j)
+}
+
+// onOutcome receives every job's end from the delivery queue.
+func (r *Relay) onOutcome(o Outcome) {
+	p := o.Job.part
+	defer p.inflight.Done()
+	p.pending.Add(-1)
+	r.stats.pending.Add(-1)
+	switch {
+	case o.Superseded:
+		r.stats.superseded.Add(1)
+	case o.Failed && o.Reason == "":
+		// Ended by revocation or shutdown: the snapshot stays pending in the state
+		// topic and whoever owns the partition next resends it.
+	default:
+		if !o.Failed {
+			r.stats.delivered.Add(1)
+			if r.cfg.OnDelivered != nil {
+				r.cfg.OnDelivered(o.Job.OrderID, o.Job.Partner, o.Status)
+			}
+		}
+		p.addOutcome(o)
+	}
+}
+
+// backpressure pauses fetching of the partitions that feed the delivery queue while it
+// holds more than MaxPending snapshots, and resumes them all below half of it (P6).
+func (r *Relay) backpressure() {
+	pending := r.stats.pending.Load()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case pending > int64(r.cfg.MaxPending):
+		var ps []int32
+		for id, p := range r.parts {
+			if !r.paused[id] && p.pending.Load() > 0 {
+				r.paused[id] = true
+				ps = append(ps, id)
+			}
+		}
+		if len(ps) > 0 {
+			r.cl.PauseFetchPartitions(map[string][]int32{r.cfg.InputTopic: ps})
+			r.stats.paused.Store(true)
+			r.log.Warn("delivery backlog above bound; fetching paused", "pending", pending, "bound", r.cfg.MaxPending, "partitions", ps)
+		}
+	case pending <= int64(r.cfg.MaxPending)/2 && len(r.paused) > 0:
+		var ps []int32
+		for id := range r.paused {
+			ps = append(ps, id)
+		}
+		clear(r.paused)
+		r.cl.ResumeFetchPartitions(map[string][]int32{r.cfg.InputTopic: ps})
+		r.stats.paused.Store(false)
+		r.log.Info("delivery backlog drained; fetching resumed", "pending", pending, "partitions", ps)
+	}
+}
+
+// shutdown stops fetching, lets in-flight deliveries finish within ShutdownGrace, writes
+// their outcomes in a last transaction, and leaves the group. cause is returned.
+func (r *Relay) shutdown(cause error) error {
+	defer r.sess.Close()
+	r.mu.Lock()
+	var owned []int32
+	for id := range r.parts {
+		owned = append(owned, id)
+	}
+	r.mu.Unlock()
+	r.cl.PauseFetchPartitions(map[string][]int32{r.cfg.InputTopic: owned})
+	deadline := time.Now().Add(r.cfg.ShutdownGrace)
+	for r.stats.pending.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := r.sess.Begin(); err == nil {
+		b := newBatch()
+		r.takeOutcomes(b)
+		if err := r.commit(context.Background(), b); err != nil {
+			r.log.Warn("last transaction failed; unacknowledged snapshots are resent by the next owner", "err", err)
+		}
+	}
+	r.mu.Lock()
+	for _, p := range r.parts {
+		p.cancel()
+	}
+	r.mu.Unlock()
+	if cause != nil {
+		r.log.Error("relay stopped", "err", cause)
+	}
+	return cause
 }
 
 func cmpErr(a, b error) error {
@@ -314,9 +596,6 @@ func cmpErr(a, b error) error {
 	}
 	return b
 }
-
-// Close releases the client when Run was never called.
-func (r *Relay) Close() { r.cl.Close() }
 
 // sleep waits d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {

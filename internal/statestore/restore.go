@@ -17,6 +17,8 @@ type Partition struct {
 	Orders map[string][]byte
 	// Pending lists the orders whose record marks a snapshot not yet acknowledged.
 	Pending []string
+	// Layout is the partition's layout record; nil when it has none.
+	Layout *Layout
 	// EndOffset is the last stable offset restore read up to.
 	EndOffset int64
 	// Records and Bytes count what restore read, tombstones included.
@@ -74,6 +76,7 @@ func Restore(ctx context.Context, kafkaOpts []kgo.Opt, topic string, partition i
 	}
 	defer cl.Close()
 	next := int64(0)
+	var layouts [][]byte
 	for next < p.EndOffset {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -91,6 +94,10 @@ func Restore(ctx context.Context, kafkaOpts []kgo.Opt, topic string, partition i
 			}
 			p.Records++
 			p.Bytes += int64(len(r.Value))
+			if string(r.Key) == LayoutKey {
+				layouts = append(layouts[:0], append([]byte(nil), r.Value...))
+				return
+			}
 			if r.Value == nil {
 				delete(p.Orders, string(r.Key))
 				return
@@ -100,6 +107,13 @@ func Restore(ctx context.Context, kafkaOpts []kgo.Opt, topic string, partition i
 		if progress != nil {
 			progress(next, p.EndOffset)
 		}
+	}
+	if len(layouts) == 1 && layouts[0] != nil {
+		l, err := ParseLayout(layouts[0])
+		if err != nil {
+			return nil, fmt.Errorf("statestore: %s/%d: %w", topic, partition, err)
+		}
+		p.Layout = &l
 	}
 	for id, v := range p.Orders {
 		h, err := ParseHeader(v)

@@ -18,6 +18,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ucprelay/ucprelay/internal/keys"
+	"github.com/ucprelay/ucprelay/internal/statestore"
 )
 
 // Admin wraps a client for the layout checks. Topic listings bypass kgo's metadata cache,
@@ -67,6 +70,9 @@ type Layout struct {
 	State string
 	// DeadLetter is the dead-letter topic.
 	DeadLetter string
+	// Partitioner is the producers' key partitioner, recorded in the state topic's
+	// layout records. Default murmur2.
+	Partitioner string
 }
 
 // Sentinel errors, to tell layout problems apart with errors.Is.
@@ -103,6 +109,24 @@ func DeadLetterConfigs() map[string]*string {
 
 func ptr(s string) *string { return &s }
 
+func partitionerName(s string) string {
+	if s == "" {
+		return keys.Murmur2
+	}
+	return s
+}
+
+// writeLayout writes the layout records of a new state topic, which a relay needs before
+// it restores a partition.
+func (a *Admin) writeLayout(ctx context.Context, topic string, l statestore.Layout) error {
+	cl, err := kgo.NewClient(append(a.cl.Opts(), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err != nil {
+		return fmt.Errorf("topics: client: %w", err)
+	}
+	defer cl.Close()
+	return statestore.WriteLayout(ctx, cl, topic, l)
+}
+
 // Created reports what Create did for one topic.
 type Created struct {
 	Topic      string
@@ -137,6 +161,14 @@ func Create(ctx context.Context, adm *Admin, l Layout, replication int16, deadLe
 	if l.State != "" {
 		if err := create(l.State, n, StateConfigs()); err != nil {
 			return out, err
+		}
+		if c := out[len(out)-1]; !c.Existed {
+			if err := adm.waitVisible(ctx, []Created{c}); err != nil {
+				return out, err
+			}
+			if err := adm.writeLayout(ctx, l.State, statestore.Layout{Partitions: n, Partitioner: partitionerName(l.Partitioner)}); err != nil {
+				return out, err
+			}
 		}
 	}
 	if l.DeadLetter != "" {

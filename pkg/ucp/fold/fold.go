@@ -118,7 +118,8 @@ func Fold(events []orderevents.Event) (*Snapshot, error) {
 		}
 		if _, ok := ev.Payload.(orderevents.OrderPlaced); ok {
 			if placed != nil {
-				return nil, fail(ErrDuplicatePlacement, "order %s: events %s and %s", ev.OrderID, placed.ID, ev.ID)
+				// The later placement (by occurred time, then id) is the one to reject.
+				return nil, withEvent(fail(ErrDuplicatePlacement, "order %s: events %s and %s", ev.OrderID, placed.ID, ev.ID), ev.ID)
 			}
 			placed = ev
 		}
