@@ -78,6 +78,8 @@ func (a *app) buildRelay(ctx context.Context, cfg *config.Config, hooks func(*re
 		Group:           cfg.Kafka.Group,
 		TransactionalID: cfg.TransactionalID(),
 		Partitioner:     cfg.Kafka.Partitioner,
+		InstanceID:      cfg.Kafka.InstanceID,
+		SessionTimeout:  cfg.Kafka.SessionTimeout,
 		DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
 		MaxPending:      cfg.Delivery.MaxPending,
 		Partners:        map[string]relay.Partner{},

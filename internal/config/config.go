@@ -59,6 +59,13 @@ type Kafka struct {
 	// TransactionalID names this replica's transactional producer; unique per replica.
 	// Default "ucprelay-" + the host name (the pod name on Kubernetes).
 	TransactionalID string `koanf:"transactional_id"`
+	// InstanceID turns on static group membership (KIP-345): a replica that restarts with
+	// the same id within the session timeout gets its partitions back without a
+	// rebalance. Use the pod name of a StatefulSet. Optional.
+	InstanceID string `koanf:"instance_id"`
+	// SessionTimeout is how long the group waits for a silent member before its
+	// partitions move. Default 45s.
+	SessionTimeout time.Duration `koanf:"session_timeout"`
 	// Partitioner is how the producers of the input topic place keys: murmur2 (Kafka's
 	// default, the default here), sarama (FNV-1a) or crc32 (librdkafka consistent).
 	Partitioner string `koanf:"partitioner"`
@@ -117,7 +124,8 @@ type Log struct {
 func Defaults() Config {
 	b := webhook.DefaultBackoff()
 	return Config{
-		Kafka: Kafka{ClientID: "ucprelay", Group: "ucprelay", StateTopic: "ucprelay.state", DeadLetterTopic: "ucprelay.dlq", Partitioner: keys.Murmur2},
+		Kafka: Kafka{ClientID: "ucprelay", Group: "ucprelay", StateTopic: "ucprelay.state", DeadLetterTopic: "ucprelay.dlq", Partitioner: keys.Murmur2,
+			SessionTimeout: 45 * time.Second},
 		Delivery: Delivery{
 			MaxAttempts: 8, AttemptTimeout: 10 * time.Second, MaxPending: 10000,
 			BackoffInitial: b.Initial, BackoffMax: b.Max, MaxRetryAfter: b.MaxRetryAfter,

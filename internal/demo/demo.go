@@ -59,10 +59,10 @@ type Summary struct {
 }
 
 const (
-	topic    = "orders"
+	topic      = "orders"
 	dlqTopic   = "ucprelay.dlq"
 	stateTopic = "ucprelay.state"
-	apiKey   = "demo-api-key" //nolint:gosec // the demo's own sink key, not a credential
+	apiKey     = "demo-api-key" //nolint:gosec // the demo's own sink key, not a credential
 )
 
 var partners = []string{"google", "acme-agent"}

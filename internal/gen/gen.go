@@ -69,3 +69,42 @@ func Placed(orderID, partner string, seed uint64, at time.Time) orderevents.Even
 		},
 	}
 }
+
+// Lifecycle returns the events of one order, deterministic for a seed, in time order:
+// the placement, then a shipment of every line, its delivery, and for one order in five
+// a return of one unit with its refund, or for one in seven a cancellation instead of
+// the shipment. Event ids are unique per order.
+func Lifecycle(orderID, partner string, seed uint64, at time.Time) []orderevents.Event {
+	placed := Placed(orderID, partner, seed, at)
+	p := placed.Payload.(orderevents.OrderPlaced)
+	var all []orderevents.LineQuantity
+	for _, l := range p.LineItems {
+		all = append(all, orderevents.LineQuantity{LineID: l.ID, Quantity: l.Quantity})
+	}
+	ev := func(kind string, after time.Duration, pl orderevents.Payload) orderevents.Event {
+		return orderevents.Event{ID: orderID + "_" + kind, OrderID: orderID, OccurredAt: placed.OccurredAt.Add(after),
+			Source: placed.Source, PartnerID: partner, Payload: pl}
+	}
+	if seed%7 == 3 {
+		return []orderevents.Event{placed, ev("canceled", 30*time.Minute, orderevents.OrderCanceled{Description: "buyer asked"})}
+	}
+	tracking := fmt.Sprintf("1Z%010d", seed)
+	evs := []orderevents.Event{
+		placed,
+		ev("shipped", 20*time.Hour, orderevents.FulfillmentRecorded{Type: "shipped", Lines: all, TrackingNumber: tracking,
+			TrackingURL: "https://ups.example/track/" + tracking, Carrier: "UPS"}),
+		ev("delivered", 50*time.Hour, orderevents.FulfillmentRecorded{Type: "delivered", Lines: all, TrackingNumber: tracking,
+			TrackingURL: "https://ups.example/track/" + tracking, Carrier: "UPS", Description: "left at the front door"}),
+	}
+	if seed%5 == 1 {
+		l := p.LineItems[0]
+		unit := l.Totals[2].Amount / l.Quantity
+		evs = append(evs,
+			ev("returned", 100*time.Hour, orderevents.AdjustmentRecorded{Type: "return", Status: "completed",
+				Lines: []orderevents.LineQuantity{{LineID: l.ID, Quantity: -1}}, Description: "did not fit"}),
+			ev("refunded", 101*time.Hour, orderevents.AdjustmentRecorded{Type: "refund", Status: "completed", Currency: p.Currency,
+				Lines:  []orderevents.LineQuantity{{LineID: l.ID, Quantity: -1}},
+				Totals: []orderevents.Total{{Type: "total", Amount: -unit, DisplayText: "Refunded to card"}}}))
+	}
+	return evs
+}

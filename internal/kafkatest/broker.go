@@ -177,6 +177,20 @@ func CreateTopic(t TB, adm *kadm.Client, name string, partitions int32, configs 
 	if err != nil {
 		t.Fatalf("kafkatest: create topic %s: %v", name, err)
 	}
+	// A broker answers CreateTopics before its metadata shows the topic everywhere.
+	for {
+		md, err := adm.Metadata(ctx, name)
+		if err == nil {
+			if td, ok := md.Topics[name]; ok && td.Err == nil && len(td.Partitions) == int(partitions) {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("kafkatest: topic %s not visible: %v", name, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

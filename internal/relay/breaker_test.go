@@ -3,24 +3,17 @@ package relay_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
 	"github.com/ucprelay/ucprelay/internal/gen"
 	"github.com/ucprelay/ucprelay/internal/kafkatest"
 	"github.com/ucprelay/ucprelay/internal/relay"
 	"github.com/ucprelay/ucprelay/internal/sink"
-	"github.com/ucprelay/ucprelay/internal/testshared"
-	"github.com/ucprelay/ucprelay/pkg/avrocodec"
-	"github.com/ucprelay/ucprelay/pkg/ucp"
-	"github.com/ucprelay/ucprelay/pkg/ucpschema"
-	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
 
 // P6: while the partner is down the breaker opens and deliveries wait instead of
@@ -30,58 +23,27 @@ func TestOutageOpensBreakerAndNothingIsDeadLettered(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	seeds := kafkatest.Fake(t, 2).ListenAddrs()
-	names := kafkatest.NewNames(t)
-	input, dlq := names.Topic("orders"), names.Topic("dlq")
-	adm := kafkatest.Admin(t, seeds)
-	kafkatest.CreateTopic(t, adm, input, 2, nil)
-	kafkatest.CreateTopic(t, adm, dlq, 1, nil)
-
-	val, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), "2026-04-08")
-	if err != nil {
-		t.Fatal(err)
-	}
-	snk, err := sink.New(sink.Config{Validator: val})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(snk)
-	defer srv.Close()
+	e := newEnv(t, kafkatest.Fake(t, 2).ListenAddrs(), 2, sink.Config{})
+	snk := e.snk
 	snk.StartOutage()
 
 	var mu sync.Mutex
 	var transitions []string
 	var deadLetters []deadletter.Record
-	codec, _ := avrocodec.New()
-	sender, _ := webhook.NewSender()
-	r, err := relay.New(relay.Config{
-		InputTopics: []string{input}, Group: names.Group(), DeadLetterTopic: dlq,
-		Partners:    map[string]relay.Partner{"google": {Endpoint: webhook.Endpoint{Partner: "google", BaseURL: srv.URL}, Version: ucp.V20260408}},
-		MaxAttempts: 3, Backoff: webhook.Backoff{Initial: 5 * time.Millisecond, Max: 10 * time.Millisecond},
-		Breaker: relay.BreakerConfig{FailuresToTrip: 3, OpenFor: 100 * time.Millisecond, Hold: time.Minute, Poll: 10 * time.Millisecond},
-		OnBreakerChange: func(_ string, from, to gobreaker.State) {
-			mu.Lock()
-			transitions = append(transitions, from.String()+"->"+to.String())
-			mu.Unlock()
-		},
-		OnDeadLetter: func(d deadletter.Record) { mu.Lock(); deadLetters = append(deadLetters, d); mu.Unlock() },
-	}, []kgo.Opt{kgo.SeedBrokers(seeds...)}, codec, sender)
-	if err != nil {
-		t.Fatal(err)
+	cfg := e.config("a")
+	cfg.MaxAttempts = 3
+	cfg.Breaker = relay.BreakerConfig{FailuresToTrip: 3, OpenFor: 100 * time.Millisecond, Hold: time.Minute, Poll: 10 * time.Millisecond}
+	cfg.OnBreakerChange = func(_ string, from, to gobreaker.State) {
+		mu.Lock()
+		transitions = append(transitions, from.String()+"->"+to.String())
+		mu.Unlock()
 	}
+	cfg.OnDeadLetter = func(d deadletter.Record) { mu.Lock(); deadLetters = append(deadLetters, d); mu.Unlock() }
 	const orders = 6
-	prod, _ := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(input))
-	defer prod.Close()
 	for i := range orders {
-		id := fmt.Sprintf("ord_%d", i)
-		v, _ := codec.EncodeSingleObject(gen.Placed(id, "google", uint64(i), time.Now()))
-		if err := prod.ProduceSync(ctx, &kgo.Record{Key: []byte(id), Value: v}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		e.produce(ctx, gen.Placed(fmt.Sprintf("ord_%d", i), "google", uint64(i), time.Now()))
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(runCtx) }()
+	run := e.start(cfg)
 
 	// Outage: far more requests than 3 attempts x 6 orders would allow without waiting.
 	if err := snk.WaitFor(ctx, func(s sink.Stats) bool { return s.Injected >= 3*orders+5 }); err != nil {
@@ -92,8 +54,7 @@ func TestOutageOpensBreakerAndNothingIsDeadLettered(t *testing.T) {
 	if err := snk.WaitFor(ctx, func(s sink.Stats) bool { return s.Accepted >= orders }); err != nil {
 		t.Fatal(err, snk.Stats())
 	}
-	stop()
-	if err := <-done; err != nil {
+	if err := run.wait(); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()

@@ -59,7 +59,7 @@ func job(order string, v int64) Job {
 
 func testQueue(t *testing.T, snd Sender, width int) (*queue, func() []Outcome) {
 	t.Helper()
-	cfg := &Config{InputTopics: []string{"i"}, Group: "g", DeadLetterTopic: "d", MaxInFlight: width, MaxAttempts: 3,
+	cfg := &Config{InputTopic: "i", StateTopic: "s", TransactionalID: "t", Group: "g", DeadLetterTopic: "d", MaxInFlight: width, MaxAttempts: 3,
 		Backoff:  webhook.Backoff{Initial: time.Millisecond, Max: 2 * time.Millisecond},
 		Partners: map[string]Partner{"p": {Endpoint: webhook.Endpoint{Partner: "p", BaseURL: "http://127.0.0.1:9"}}}}
 	if err := cfg.validate(); err != nil {

@@ -54,6 +54,10 @@ type Config struct {
 	TransactionalID string
 	// DeadLetterTopic receives what cannot be processed or delivered. Required.
 	DeadLetterTopic string
+	// InstanceID, when set, makes this replica a static group member (KIP-345).
+	InstanceID string
+	// SessionTimeout is the group session timeout. Default 45s.
+	SessionTimeout time.Duration
 	// Partitioner is the producers' key partitioner, to forward events that sit in their
 	// order's old partition after the input topic grew. Default murmur2.
 	Partitioner string
@@ -126,6 +130,7 @@ func (c *Config) validate() error {
 	setDefault(&c.CommitInterval, 100*time.Millisecond)
 	setDefault(&c.LayoutCheckInterval, 30*time.Second)
 	setDefault(&c.ShutdownGrace, 10*time.Second)
+	setDefault(&c.SessionTimeout, 45*time.Second)
 	if c.MaxInFlight < 0 || c.MaxAttempts < 0 || c.MaxPending < 0 || c.Workers < 0 {
 		errs = append(errs, errors.New("max attempts, max in flight, max pending and workers must be positive"))
 	}
@@ -195,7 +200,7 @@ func (c *Config) newBreaker(partner string) *breaker {
 
 // Stats counts what a relay did since it started.
 type Stats struct {
-	Consumed, Duplicates, Forwarded, DeadLettered       int64
+	Consumed, Duplicates, Forwarded, DeadLettered      int64
 	Snapshots, Delivered, Superseded, Resent, Restored int64
 	Transactions, Aborted                              int64
 	Pending                                            int64
@@ -203,7 +208,7 @@ type Stats struct {
 }
 
 type counters struct {
-	consumed, duplicates, forwarded, deadLettered       atomic.Int64
+	consumed, duplicates, forwarded, deadLettered      atomic.Int64
 	snapshots, delivered, superseded, resent, restored atomic.Int64
 	transactions, aborted                              atomic.Int64
 	pending                                            atomic.Int64
@@ -274,7 +279,11 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onRevoked),
+		kgo.SessionTimeout(cfg.SessionTimeout),
 	)
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("relay: kafka client: %w", err)

@@ -20,10 +20,8 @@ import (
 	"github.com/ucprelay/ucprelay/internal/kafkatest"
 	"github.com/ucprelay/ucprelay/internal/relay"
 	"github.com/ucprelay/ucprelay/internal/sink"
-	"github.com/ucprelay/ucprelay/internal/testshared"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
-	"github.com/ucprelay/ucprelay/pkg/ucpschema"
 	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
 
@@ -47,37 +45,18 @@ func TestSliceKfake(t *testing.T) {
 func testSlice(t *testing.T, seeds []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	names := kafkatest.NewNames(t)
-	input, dlq := names.Topic("orders"), names.Topic("dlq")
-	adm := kafkatest.Admin(t, seeds)
-	kafkatest.CreateTopic(t, adm, input, 3, nil)
-	kafkatest.CreateTopic(t, adm, dlq, 1, nil)
-
-	val, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), "2026-04-08")
-	if err != nil {
-		t.Fatal(err)
-	}
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	var traced atomic.Int32
-	snk, err := sink.New(sink.Config{Validator: val, APIKey: apiKey, OnRequest: func(l sink.Line) {
+	e := newEnv(t, seeds, 3, sink.Config{APIKey: apiKey, OnRequest: func(l sink.Line) {
 		if tp := l.Headers["Traceparent"]; len(tp) == 1 && strings.Contains(tp[0], traceID) {
 			traced.Add(1)
 		}
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := httptest.NewServer(snk)
-	defer good.Close()
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"partner down"}`, http.StatusServiceUnavailable)
 	}))
 	defer down.Close()
 
-	codec, err := avrocodec.New()
-	if err != nil {
-		t.Fatal(err)
-	}
 	const okOrders, failOrders = 20, 3
 	var recs []*kgo.Record
 	at := time.Date(2026, 9, 15, 14, 0, 0, 0, time.UTC)
@@ -87,74 +66,55 @@ func testSlice(t *testing.T, seeds []string) {
 			partner = "down"
 		}
 		id := fmt.Sprintf("ord_%04d", i)
-		v, err := codec.EncodeSingleObject(gen.Placed(id, partner, uint64(i), at.Add(time.Duration(i)*time.Second)))
+		v, err := e.codec.EncodeSingleObject(gen.Placed(id, partner, uint64(i), at.Add(time.Duration(i)*time.Second)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs = append(recs, &kgo.Record{Topic: input, Key: []byte(id), Value: v})
+		recs = append(recs, &kgo.Record{Key: []byte(id), Value: v})
 	}
 	// The producer's trace continues into the POST (W3C traceparent in, traceparent out).
 	recs[0].Headers = []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-" + traceID + "-00f067aa0ba902b7-01")}}
-	recs = append(recs, &kgo.Record{Topic: input, Key: []byte("ord_poison"), Value: []byte("not avro at all")})
-	prod, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+	recs = append(recs, &kgo.Record{Key: []byte("ord_poison"), Value: []byte("not avro at all")})
+	if err := e.prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 
-	sender, err := webhook.NewSender(webhook.WithAttemptTimeout(5 * time.Second))
-	if err != nil {
-		t.Fatal(err)
+	cfg := e.config("a")
+	cfg.Partners = map[string]relay.Partner{
+		"google": {Endpoint: webhook.Endpoint{Partner: "google", BaseURL: e.url, APIKey: webhook.NewSecret(apiKey)}, Version: ucp.V20260408},
+		"down":   {Endpoint: webhook.Endpoint{Partner: "down", BaseURL: down.URL, APIKey: webhook.NewSecret(apiKey)}, Version: ucp.V20260408},
 	}
-	r, err := relay.New(relay.Config{
-		InputTopics: []string{input}, Group: names.Group(), DeadLetterTopic: dlq,
-		Partners: map[string]relay.Partner{
-			"google": {Endpoint: webhook.Endpoint{Partner: "google", BaseURL: good.URL, APIKey: webhook.NewSecret(apiKey)}, Version: ucp.V20260408},
-			"down":   {Endpoint: webhook.Endpoint{Partner: "down", BaseURL: down.URL, APIKey: webhook.NewSecret(apiKey)}, Version: ucp.V20260408},
-		},
-		DefaultPartner: "google",
-		MaxAttempts:    3,
-		Backoff:        webhook.Backoff{Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond},
-		Breaker:        relay.BreakerConfig{FailuresToTrip: 100},
-		RelayVersion:   "test",
-		Secrets:        []string{apiKey},
-	}, []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(100 * time.Millisecond)}, codec, sender)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(runCtx) }()
+	cfg.DefaultPartner = "google"
+	cfg.MaxAttempts = 3
+	cfg.Breaker = relay.BreakerConfig{FailuresToTrip: 100}
+	cfg.Secrets = []string{apiKey}
+	run := e.start(cfg)
 
-	if err := snk.WaitFor(ctx, func(s sink.Stats) bool { return s.Accepted >= okOrders }); err != nil {
-		t.Fatalf("%v: %+v", err, snk.Stats())
+	if err := e.snk.WaitFor(ctx, func(s sink.Stats) bool { return s.Accepted >= okOrders }); err != nil {
+		t.Fatalf("%v: %+v", err, e.snk.Stats())
 	}
-	dead := readDeadLetters(ctx, t, seeds, dlq, failOrders+1)
-	waitCommitted(ctx, t, adm, names.Group(), input, int64(len(recs)))
-	stop()
-	if err := <-done; err != nil {
+	dead := e.deadLetters(ctx, failOrders+1)
+	waitCommitted(ctx, t, e.adm, e.names.Group(), e.input, int64(len(recs)))
+	if err := run.wait(); err != nil {
 		t.Fatalf("relay: %v", err)
 	}
 
 	if traced.Load() != 1 {
 		t.Errorf("trace context reached the partner %d times, want 1", traced.Load())
 	}
-	st := snk.Stats()
+	st := e.snk.Stats()
 	if st.Accepted != okOrders || st.Invalid != 0 || st.Stale != 0 || st.Unauthorized != 0 {
 		t.Fatalf("sink stats %+v", st)
 	}
 	for i := range okOrders {
-		if _, ok := snk.Latest(fmt.Sprintf("ord_%04d", i)); !ok {
+		if _, ok := e.snk.Latest(fmt.Sprintf("ord_%04d", i)); !ok {
 			t.Errorf("order %d never delivered", i)
 		}
 	}
 	byReason := map[string]int{}
 	for _, d := range dead {
 		byReason[d.Reason]++
-		if d.SourceTopic != input || d.RelayVersion != "test" {
+		if d.SourceTopic != e.input || d.RelayVersion != "test" {
 			t.Errorf("dead letter lacks source or version: %+v", d)
 		}
 		switch d.Reason {
@@ -171,31 +131,6 @@ func testSlice(t *testing.T, seeds []string) {
 	if byReason[relay.ReasonRetriesExhausted] != failOrders || byReason[avrocodec.ReasonUnknownFraming] != 1 {
 		t.Fatalf("dead letters by reason: %v", byReason)
 	}
-}
-
-func readDeadLetters(ctx context.Context, t *testing.T, seeds []string, topic string, n int) []deadletter.Record {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var out []deadletter.Record
-	for len(out) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d dead letters: %v", len(out), n, ctx.Err())
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			d, err := deadletter.FromKafka(r)
-			if err != nil {
-				t.Errorf("dead letter: %v", err)
-			}
-			out = append(out, d)
-		})
-	}
-	return out
 }
 
 func waitCommitted(ctx context.Context, t *testing.T, adm *kadm.Client, group, topic string, total int64) {

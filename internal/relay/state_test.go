@@ -1,0 +1,206 @@
+package relay_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ucprelay/ucprelay/internal/gen"
+	"github.com/ucprelay/ucprelay/internal/kafkatest"
+	"github.com/ucprelay/ucprelay/internal/relay"
+	"github.com/ucprelay/ucprelay/internal/sink"
+	"github.com/ucprelay/ucprelay/pkg/orderevents"
+	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
+)
+
+// Whole order lifecycles on the real broker: every order's last delivered body is the
+// complete order folded from all its events (P3, P4), an event that arrives before its
+// placement waits in state and is folded in when the placement comes, an invariant
+// violation is dead-lettered while its order goes on (P8), nothing is stale, and the
+// state topic ends with every order's final version acknowledged and nothing pending.
+func TestLifecyclesRealKafka(t *testing.T) {
+	t.Parallel()
+	testLifecycles(t, kafkatest.Brokers(t))
+}
+
+func TestLifecyclesKfake(t *testing.T) {
+	t.Parallel()
+	testLifecycles(t, kafkatest.Fake(t, 4).ListenAddrs())
+}
+
+func testLifecycles(t *testing.T, seeds []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const partitions, orders = 4, 300
+	e := newEnv(t, seeds, partitions, sink.Config{})
+	at := time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC)
+	byOrder := map[string][]orderevents.Event{}
+	var stream []orderevents.Event
+	for i := range orders {
+		id := fmt.Sprintf("ord_%05d", i)
+		evs := gen.Lifecycle(id, "google", uint64(i), at.Add(time.Duration(i)*time.Minute))
+		byOrder[id] = evs
+		if i == 7 {
+			// The shipment arrives before the placement: held, then folded in.
+			evs = append([]orderevents.Event{evs[1], evs[0]}, evs[2:]...)
+		}
+		stream = append(stream, evs...)
+	}
+	// A shipment of a line the order does not have: dead-lettered, the order goes on.
+	bad := byOrder["ord_00002"][1]
+	bad.ID = "ord_00002_bogus"
+	bad.OccurredAt = bad.OccurredAt.Add(time.Minute)
+	p := bad.Payload.(orderevents.FulfillmentRecorded)
+	p.Lines = []orderevents.LineQuantity{{LineID: "li_9", Quantity: 1}}
+	bad.Payload = p
+	stream = append(stream, bad)
+	// A duplicate of an event already folded changes nothing.
+	stream = append(stream, byOrder["ord_00003"][0])
+
+	e.produce(ctx, stream...)
+	run := e.start(e.config("a"))
+	want := oracle(t, byOrder)
+	e.waitConverged(ctx, want)
+	versions := map[string]int64{}
+	for id, evs := range byOrder {
+		versions[id] = int64(len(evs))
+	}
+	e.waitAcked(ctx, partitions, versions)
+	dead := e.deadLetters(ctx, 1)
+	if err := run.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 1 || dead[0].Reason != "unknown_line" || dead[0].OrderID != "ord_00002" || dead[0].SourceOffset < 0 {
+		t.Fatalf("dead letters %+v", dead)
+	}
+	if fold.Reason(fold.ErrUnknownLine) != dead[0].Reason {
+		t.Fatalf("reason %q", dead[0].Reason)
+	}
+	st := e.snk.Stats()
+	if st.Invalid != 0 || st.Stale != 0 {
+		t.Fatalf("sink %+v", st)
+	}
+	// The held shipment was folded in with the placement: the first snapshot the partner
+	// saw of that order already carries the shipment.
+	if h := e.snk.History("ord_00007"); len(h) == 0 || !strings.Contains(string(h[0].Body), `"shipped"`) {
+		t.Fatalf("first snapshot of ord_00007 lacks the held shipment: %d deliveries", len(h))
+	}
+	rs := run.r.Stats()
+	if rs.Duplicates != 1 || rs.DeadLettered != 1 {
+		t.Fatalf("relay stats %+v", rs)
+	}
+	t.Logf("relay %+v, sink %+v", rs, st)
+}
+
+// Restart with pending deliveries: snapshots committed while the partner was down are
+// marked pending in the state topic; the next relay to own the partitions resends
+// exactly those, with the Webhook-Id and stamp recorded, and nothing it had already
+// delivered.
+func TestPendingResentAfterRestartRealKafka(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const partitions = 3
+	e := newEnv(t, kafkatest.Brokers(t), partitions, sink.Config{})
+	at := time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC)
+	first := map[string][]orderevents.Event{}
+	for i := range 30 {
+		id := fmt.Sprintf("ord_a%03d", i)
+		first[id] = gen.Lifecycle(id, "google", uint64(i*7+2), at)[:1] // placements only
+		e.produce(ctx, first[id]...)
+	}
+	cfg := e.config("a")
+	cfg.Breaker = relay.BreakerConfig{FailuresToTrip: 2, OpenFor: time.Hour, Hold: time.Hour}
+	run := e.start(cfg)
+	e.waitConverged(ctx, oracle(t, first))
+	versions := map[string]int64{}
+	for id := range first {
+		versions[id] = 1
+	}
+	e.waitAcked(ctx, partitions, versions)
+
+	// The partner goes down; new events are folded, committed and marked pending.
+	e.snk.StartOutage()
+	second := map[string][]orderevents.Event{}
+	for id, evs := range first {
+		if id < "ord_a015" {
+			full := gen.Lifecycle(id, "google", 0, at)
+			ship := full[1]
+			ship.Payload = shipAll(evs[0])
+			second[id] = append(evs, ship)
+			e.produce(ctx, ship)
+		}
+	}
+	for {
+		st := e.readState(ctx, partitions)
+		n := 0
+		for id := range second {
+			if st[id].Pending.Version == 2 {
+				n++
+			}
+		}
+		if n == len(second) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d orders marked pending", n, len(second))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	state := e.readState(ctx, partitions)
+	if err := run.wait(); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]int{}
+	for id := range first {
+		before[id] = len(e.snk.History(id))
+	}
+
+	// The partner is back; a new replica takes over and resends the pending snapshots.
+	e.snk.EndOutage()
+	run = e.start(e.config("b"))
+	want := oracle(t, second)
+	e.waitConverged(ctx, want)
+	for id := range second {
+		versions[id] = 2
+	}
+	e.waitAcked(ctx, partitions, versions)
+	if err := run.wait(); err != nil {
+		t.Fatal(err)
+	}
+	for id := range first {
+		h := e.snk.History(id)
+		added := h[before[id]:]
+		if _, resent := second[id]; !resent {
+			if len(added) != 0 {
+				t.Errorf("order %s was delivered before the restart and sent again: %d", id, len(added))
+			}
+			continue
+		}
+		if len(added) != 1 {
+			t.Errorf("order %s: %d deliveries after the restart, want 1", id, len(added))
+			continue
+		}
+		pend := state[id].Pending
+		if added[0].WebhookID != pend.WebhookID || !added[0].Stamp.Equal(pend.Stamp) {
+			t.Errorf("order %s resent as %s@%s, the state recorded %s@%s", id, added[0].WebhookID, added[0].Stamp, pend.WebhookID, pend.Stamp)
+		}
+	}
+	if st := e.snk.Stats(); st.Stale != 0 || st.Invalid != 0 {
+		t.Fatalf("sink %+v", st)
+	}
+	if rs := run.r.Stats(); rs.Resent != int64(len(second)) {
+		t.Fatalf("resent %d, want %d", rs.Resent, len(second))
+	}
+}
+
+// shipAll is a shipment of every line of a placement.
+func shipAll(placed orderevents.Event) orderevents.FulfillmentRecorded {
+	var lines []orderevents.LineQuantity
+	for _, l := range placed.Payload.(orderevents.OrderPlaced).LineItems {
+		lines = append(lines, orderevents.LineQuantity{LineID: l.ID, Quantity: l.Quantity})
+	}
+	return orderevents.FulfillmentRecorded{Type: "shipped", Lines: lines, TrackingNumber: "1ZRESTART", Carrier: "UPS"}
+}
