@@ -79,6 +79,8 @@ transaction.state.log.num.partitions=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Tests kill relays and wait for the group to notice: allow short session timeouts.
+group.min.session.timeout.ms=1000
 group.coordinator.rebalance.protocols=classic,consumer
 log.cleaner.backoff.ms=100
 log.retention.check.interval.ms=10000

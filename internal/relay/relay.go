@@ -272,9 +272,10 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 		kgo.ConsumeTopics(cfg.InputTopic),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.TransactionalID(cfg.TransactionalID),
-		kgo.TransactionTimeout(60*time.Second),
+		// Short: a crashed replica's open transaction blocks the restore of its
+		// partitions on the next owner until it times out.
+		kgo.TransactionTimeout(10*time.Second),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
@@ -343,22 +344,22 @@ func (r *Relay) Run(ctx context.Context) error {
 	lastCheck := time.Now()
 	for {
 		if err := r.fatalErr(); err != nil {
-			return r.shutdown(err)
+			return r.shutdown(ctx, err)
 		}
 		if ctx.Err() != nil {
-			return r.shutdown(nil)
+			return r.shutdown(ctx, nil)
 		}
 		if time.Since(lastCheck) >= r.cfg.LayoutCheckInterval {
 			lastCheck = time.Now()
 			if err := r.checkLayout(ctx); err != nil && ctx.Err() == nil {
-				return r.shutdown(err)
+				return r.shutdown(ctx, err)
 			}
 		}
 		if err := r.cycle(ctx); err != nil {
 			if ctx.Err() != nil {
-				return r.shutdown(nil)
+				return r.shutdown(ctx, nil)
 			}
-			return r.shutdown(err)
+			return r.shutdown(ctx, err)
 		}
 	}
 }
@@ -568,7 +569,7 @@ func (r *Relay) backpressure() {
 
 // shutdown stops fetching, lets in-flight deliveries finish within ShutdownGrace, writes
 // their outcomes in a last transaction, and leaves the group. cause is returned.
-func (r *Relay) shutdown(cause error) error {
+func (r *Relay) shutdown(ctx context.Context, cause error) error {
 	defer r.sess.Close()
 	r.mu.Lock()
 	var owned []int32
@@ -584,7 +585,7 @@ func (r *Relay) shutdown(cause error) error {
 	if err := r.sess.Begin(); err == nil {
 		b := newBatch()
 		r.takeOutcomes(b)
-		if err := r.commit(context.Background(), b); err != nil {
+		if err := r.commit(context.WithoutCancel(ctx), b); err != nil {
 			r.log.Warn("last transaction failed; unacknowledged snapshots are resent by the next owner", "err", err)
 		}
 	}

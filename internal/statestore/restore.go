@@ -28,7 +28,55 @@ type Partition struct {
 }
 
 // Progress reports a restore's advance: the next offset to read and the end offset.
+// Before reading, while a transaction is open on the partition, it reports the stable
+// offset and the high watermark the restore waits to meet.
 type Progress func(next, end int64)
+
+// stableEnd returns the partition's end offset once no transaction is open on it: the
+// last stable offset, after it caught up with the high watermark seen first. A previous
+// owner's last transaction may still be completing (its markers are written after it
+// committed, and a crashed owner's transaction stays open until it times out); reading
+// only to the stable offset before then would miss state that is about to become
+// visible, while the input offsets that transaction committed already skip its events.
+func stableEnd(ctx context.Context, adm *kadm.Client, topic string, partition int32, waiting Progress) (int64, error) {
+	lookup := func(list func(context.Context, ...string) (kadm.ListedOffsets, error), what string) (int64, error) {
+		offs, err := list(ctx, topic)
+		if err != nil {
+			return 0, fmt.Errorf("statestore: %s offsets of %s: %w", what, topic, err)
+		}
+		o, ok := offs.Lookup(topic, partition)
+		if !ok {
+			return 0, fmt.Errorf("statestore: %s offset of %s/%d: partition not in the listing", what, topic, partition)
+		}
+		if o.Err != nil {
+			return 0, fmt.Errorf("statestore: %s offset of %s/%d: %w", what, topic, partition, o.Err)
+		}
+		return o.Offset, nil
+	}
+	hwm, err := lookup(adm.ListEndOffsets, "end")
+	if err != nil {
+		return 0, err
+	}
+	for {
+		lso, err := lookup(adm.ListCommittedOffsets, "stable")
+		if err != nil {
+			return 0, err
+		}
+		if lso >= hwm {
+			return lso, nil
+		}
+		if waiting != nil {
+			waiting(lso, hwm)
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, fmt.Errorf("statestore: %s/%d: waiting for an open transaction to end (stable %d, end %d): %w", topic, partition, lso, hwm, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
 
 // Restore reads a state partition from its start to its last stable offset with
 // read_committed isolation and returns each order's latest record. A tombstone (nil
@@ -41,19 +89,11 @@ func Restore(ctx context.Context, kafkaOpts []kgo.Opt, topic string, partition i
 		return nil, fmt.Errorf("statestore: client: %w", err)
 	}
 	defer admCl.Close()
-	ends, err := kadm.NewClient(admCl).ListCommittedOffsets(ctx, topic)
-	if err != nil {
-		return nil, fmt.Errorf("statestore: end offsets of %s: %w", topic, err)
+	adm := kadm.NewClient(admCl)
+	if p.EndOffset, err = stableEnd(ctx, adm, topic, partition, progress); err != nil {
+		return nil, err
 	}
-	end, ok := ends.Lookup(topic, partition)
-	if !ok {
-		return nil, fmt.Errorf("statestore: end offset of %s/%d: partition not in the listing", topic, partition)
-	}
-	if end.Err != nil {
-		return nil, fmt.Errorf("statestore: end offset of %s/%d: %w", topic, partition, end.Err)
-	}
-	p.EndOffset = end.Offset
-	begins, err := kadm.NewClient(admCl).ListStartOffsets(ctx, topic)
+	begins, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
 		return nil, fmt.Errorf("statestore: start offsets of %s: %w", topic, err)
 	}

@@ -1,0 +1,425 @@
+package chaos_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ucprelay/ucprelay/internal/chaos"
+	"github.com/ucprelay/ucprelay/internal/kafkatest"
+	"github.com/ucprelay/ucprelay/internal/sink"
+	"github.com/ucprelay/ucprelay/internal/statestore"
+	"github.com/ucprelay/ucprelay/internal/testshared"
+	"github.com/ucprelay/ucprelay/internal/topics"
+	"github.com/ucprelay/ucprelay/pkg/avrocodec"
+	"github.com/ucprelay/ucprelay/pkg/orderevents"
+	"github.com/ucprelay/ucprelay/pkg/ucp"
+	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
+	"github.com/ucprelay/ucprelay/pkg/ucpschema"
+)
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+// ucprelayBinary builds the command once per test process.
+func ucprelayBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ucprelay-chaos-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		binary, buildErr = chaos.Build(ctx, dir)
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+// world is one chaos test's broker topics, sink and producer.
+type world struct {
+	t      *testing.T
+	seeds  []string
+	adm    *kadm.Client
+	codec  *avrocodec.Codec
+	snk    *sink.Sink
+	d      *chaos.Deployment
+	parts  int32
+	oracle map[string][]byte
+}
+
+func newWorld(t *testing.T, partitions int32, static bool) *world {
+	t.Helper()
+	seeds := kafkatest.Brokers(t)
+	bin := ucprelayBinary(t)
+	names := kafkatest.NewNames(t)
+	w := &world{t: t, seeds: seeds, adm: kafkatest.Admin(t, seeds), parts: partitions}
+	d := &chaos.Deployment{Binary: bin, Dir: t.TempDir(), Brokers: seeds, Input: names.Topic("orders"), State: names.Topic("state"),
+		DLQ: names.Topic("dlq"), Group: names.Group(), SessionTimeout: 3 * time.Second, Static: static}
+	kafkatest.CreateTopic(t, w.adm, d.Input, partitions, nil)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := topics.Create(ctx, topics.NewAdmin(cl), topics.Layout{Input: []string{d.Input}, State: d.State, DeadLetter: d.DLQ}, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = w.adm.DeleteTopics(ctx, d.State, d.DLQ)
+	})
+	val, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), string(ucp.V20260408))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.snk, err = sink.New(sink.Config{Validator: val, KeepHistory: true}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(w.snk)
+	t.Cleanup(srv.Close)
+	d.SinkURL = srv.URL
+	if w.codec, err = avrocodec.New(); err != nil {
+		t.Fatal(err)
+	}
+	w.d = d
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := exec.Command("sh", "-c", "tail -n 30 "+d.Dir+"/*.log").CombinedOutput()
+			t.Logf("replica logs:\n%s", logs)
+		}
+	})
+	return w
+}
+
+// produce writes events in chunks spaced by gap, so that faults land mid-stream.
+func (w *world) produce(ctx context.Context, evs []orderevents.Event, chunks int, gap time.Duration) error {
+	prod, err := kgo.NewClient(kgo.SeedBrokers(w.seeds...), kgo.DefaultProduceTopic(w.d.Input), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	size := (len(evs) + chunks - 1) / chunks
+	for i := 0; i < len(evs); i += size {
+		end := min(i+size, len(evs))
+		recs := make([]*kgo.Record, 0, end-i)
+		for _, ev := range evs[i:end] {
+			v, err := w.codec.EncodeSingleObject(ev)
+			if err != nil {
+				return err
+			}
+			recs = append(recs, &kgo.Record{Key: []byte(ev.OrderID), Value: v})
+		}
+		if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			return err
+		}
+		if end < len(evs) {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(gap):
+			}
+		}
+	}
+	return nil
+}
+
+func (w *world) setOracle(wl chaos.Workload) {
+	w.oracle = make(map[string][]byte, len(wl.ByOrder))
+	for id, evs := range wl.ByOrder {
+		s, err := fold.Fold(evs)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if w.oracle[id], err = ucp.Marshal(s.Order, ucp.V20260408, ucp.Envelope{}); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+}
+
+// converged waits until every order's newest delivered body is its expected final order.
+func (w *world) converged(ctx context.Context) {
+	w.t.Helper()
+	for {
+		missing, sample := 0, ""
+		for id, body := range w.oracle {
+			d, ok := w.snk.Latest(id)
+			if !ok || !jsonEqual(d.Body, body) {
+				missing++
+				sample = id
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			w.t.Fatalf("%d of %d orders not converged (e.g. %s); sink %+v", missing, len(w.oracle), sample, w.snk.Stats())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// verify checks the promises after a run: nothing stale or invalid reached the partner,
+// nothing was dead-lettered, and the state topic holds exactly one live record per
+// order with its final version acknowledged and nothing pending.
+func (w *world) verify(ctx context.Context, wl chaos.Workload) {
+	w.t.Helper()
+	st := w.snk.Stats()
+	if st.Stale != 0 || st.Invalid != 0 {
+		w.t.Fatalf("sink saw stale or invalid bodies: %+v", st)
+	}
+	for {
+		state := map[string]statestore.Header{}
+		for p := range w.parts {
+			ps, err := statestore.Restore(ctx, []kgo.Opt{kgo.SeedBrokers(w.seeds...)}, w.d.State, p, nil)
+			if err != nil {
+				w.t.Fatal(err)
+			}
+			for id, v := range ps.Orders {
+				if _, dup := state[id]; dup {
+					w.t.Fatalf("order %s is live in two state partitions", id)
+				}
+				h, err := statestore.ParseHeader(v)
+				if err != nil {
+					w.t.Fatal(err)
+				}
+				state[id] = h
+			}
+		}
+		bad := ""
+		if len(state) != len(wl.ByOrder) {
+			bad = fmt.Sprintf("state holds %d orders, want %d", len(state), len(wl.ByOrder))
+		}
+		for id, evs := range wl.ByOrder {
+			if h := state[id]; h.Acked.Version != int64(len(evs)) || h.Pending.Version > h.Acked.Version {
+				bad = fmt.Sprintf("order %s: state %+v, want version %d acknowledged", id, h, len(evs))
+				break
+			}
+		}
+		if bad == "" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			w.t.Fatal(bad)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	ends, err := w.adm.ListEndOffsets(ctx, w.d.DLQ)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			w.t.Errorf("dead-letter partition %d holds %d records", o.Partition, o.Offset)
+		}
+	})
+	w.t.Logf("orders %d, events %d, sink %+v", len(wl.ByOrder), wl.Events(), st)
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// kill -9 at random moments while 5k orders stream in: after restarts, every order's
+// last delivered snapshot is its final order, nothing stale, nothing lost (P1, P2, P4).
+func TestKillRecoveryRealKafka(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 6, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	wl := chaos.NewWorkload(5000, "google", 1)
+	w.setOracle(wl)
+	reps := []*chaos.Replica{w.d.NewReplica("r1"), w.d.NewReplica("r2")}
+	for _, r := range reps {
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produced := make(chan error, 1)
+	go func() { produced <- w.produce(ctx, wl.Stream, 30, 250*time.Millisecond) }()
+	rng := rand.New(rand.NewPCG(7, 7))
+	kills := 0
+	for deadline := time.Now().Add(12 * time.Second); time.Now().Before(deadline); kills++ {
+		time.Sleep(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
+		r := reps[rng.IntN(len(reps))]
+		r.Kill()
+		time.Sleep(time.Duration(50+rng.IntN(400)) * time.Millisecond)
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	w.converged(ctx)
+	w.verify(ctx, wl)
+	for _, r := range reps {
+		if err := r.Stop(30 * time.Second); err != nil {
+			t.Errorf("%s: graceful stop: %v", r.Name, err)
+		}
+	}
+	t.Logf("%d kills", kills)
+}
+
+// Three replicas join and leave (graceful stops, kills, restarts) while orders stream
+// in: partitions move with their state, and the same promises hold.
+func TestRebalanceRealKafka(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 6, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	wl := chaos.NewWorkload(3000, "google", 2)
+	w.setOracle(wl)
+	r1, r2, r3 := w.d.NewReplica("r1"), w.d.NewReplica("r2"), w.d.NewReplica("r3")
+	if err := r1.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	produced := make(chan error, 1)
+	go func() { produced <- w.produce(ctx, wl.Stream, 40, 300*time.Millisecond) }()
+	step := func(d time.Duration, f func() error) {
+		time.Sleep(d)
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func(r *chaos.Replica) func() error { return func() error { return r.Start(ctx) } }
+	stop := func(r *chaos.Replica) func() error { return func() error { return r.Stop(30 * time.Second) } }
+	kill := func(r *chaos.Replica) func() error { return func() error { r.Kill(); return nil } }
+	step(time.Second, start(r2))
+	step(time.Second, start(r3))
+	step(1500*time.Millisecond, stop(r2))
+	step(time.Second, kill(r3))
+	step(500*time.Millisecond, start(r2))
+	step(time.Second, start(r3))
+	step(1500*time.Millisecond, stop(r1))
+	step(time.Second, start(r1))
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	w.converged(ctx)
+	w.verify(ctx, wl)
+	for _, r := range []*chaos.Replica{r1, r2, r3} {
+		if err := r.Stop(30 * time.Second); err != nil {
+			t.Errorf("%s: graceful stop: %v", r.Name, err)
+		}
+	}
+}
+
+// The input grows from 3 to 6 partitions with events still unconsumed in the old
+// partitions: the relay refuses the new layout, `state migrate` moves the state (and a
+// second run moves nothing), and the relays then deliver every order's final entity,
+// forwarding the old events to their order's new partition.
+func TestPartitionGrowthRealKafka(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 3, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	wl := chaos.NewWorkload(1500, "google", 3)
+	w.setOracle(wl)
+	n := len(wl.Stream)
+	r1, r2 := w.d.NewReplica("r1"), w.d.NewReplica("r2")
+
+	// Phase 1: a third of the stream, relayed.
+	if err := r1.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.produce(ctx, wl.Stream[:n/3], 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.snk.WaitFor(ctx, func(s sink.Stats) bool { return s.Received > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if err := r1.Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Phase 2: the next third lands in the old partitions, unconsumed; then the input grows.
+	if err := w.produce(ctx, wl.Stream[n/3:2*n/3], 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := w.adm.UpdatePartitions(ctx, 6, w.d.Input)
+	if err == nil {
+		_, err = resp.On(w.d.Input, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.parts = 6
+	out, err := exec.CommandContext(ctx, w.d.Binary, "run", "--config", w.d.Dir+"/r1.yaml").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "state migrate") {
+		t.Fatalf("relay on a grown input: %v\n%s", err, out)
+	}
+	out, err = exec.CommandContext(ctx, w.d.Binary, "state", "migrate", "--config", w.d.Dir+"/r1.yaml").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "to 6 partitions") {
+		t.Fatalf("state migrate: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+	out, err = exec.CommandContext(ctx, w.d.Binary, "state", "migrate", "--config", w.d.Dir+"/r1.yaml").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), " 0 moved") {
+		t.Fatalf("state migrate again: %v\n%s", err, out)
+	}
+	// Phase 3: the rest lands by the new partitioning; two replicas relay it all.
+	if err := w.produce(ctx, wl.Stream[2*n/3:], 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*chaos.Replica{r1, r2} {
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.converged(ctx)
+	w.verify(ctx, wl)
+	for _, r := range []*chaos.Replica{r1, r2} {
+		if err := r.Stop(30 * time.Second); err != nil {
+			t.Errorf("%s: graceful stop: %v", r.Name, err)
+		}
+	}
+	// state inspect finds an order in its new partition, with its final snapshot.
+	id := wl.Stream[n-1].OrderID
+	out, err = exec.CommandContext(ctx, w.d.Binary, "state", "inspect", id, "--config", w.d.Dir+"/r1.yaml").Output()
+	if err != nil {
+		t.Fatalf("state inspect: %v\n%s", err, out)
+	}
+	var in struct {
+		Partition int32                   `json:"partition"`
+		Version   int64                   `json:"version"`
+		Acked     struct{ Version int64 } `json:"acked"`
+		Events    []struct{ ID string }   `json:"events"`
+		Snapshot  json.RawMessage         `json:"snapshot"`
+	}
+	if err := json.Unmarshal(out, &in); err != nil {
+		t.Fatalf("state inspect output: %v\n%s", err, out)
+	}
+	evs := wl.ByOrder[id]
+	if in.Version != int64(len(evs)) || in.Acked.Version != in.Version || len(in.Events) != len(evs) || !jsonEqual(in.Snapshot, w.oracle[id]) {
+		t.Fatalf("state inspect %s:\n%s", id, out)
+	}
+}
