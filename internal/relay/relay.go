@@ -618,3 +618,14 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// Orders returns how many orders the relay holds in memory across its partitions.
+func (r *Relay) Orders() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, p := range r.parts {
+		n += len(p.orders)
+	}
+	return n
+}
