@@ -31,8 +31,8 @@ lint: ## go vet, staticcheck and golangci-lint (pinned in tools/go.mod)
 fmt: ## gofmt and goimports-style formatting
 	gofmt -s -w $$(git ls-files '*.go')
 
-bench: ## benchmarks on the real broker (restore vs raw consume) and of the hot path; 3 runs, benchstat
-	scripts/with-kafka.sh $(GO) test -run '^$$' -bench . -benchmem -count 3 ./pkg/... ./internal/... | tee bench.out
+bench: ## benchmarks on the real broker (end to end vs raw consume and raw HTTP, restore, latency, memory) and of the hot path; 3 runs, benchstat
+	scripts/with-kafka.sh $(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 60m ./pkg/... ./internal/... | tee bench.out
 	$(TOOL) benchstat bench.out
 
 demo: ## the whole flow on an embedded broker with a local validating sink; exits by itself

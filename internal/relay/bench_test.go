@@ -365,4 +365,3 @@ func residentPerOrder(b *testing.B, seeds []string, input, prefix string, codec 
 	<-done
 	return float64(after-before) / float64(orders)
 }
-
