@@ -141,8 +141,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.Run(fmt.Sprintf("ucprelay/sink=%s", latency), func(b *testing.B) {
 			var rate float64
 			var st relay.Stats
-			for i := 0; b.Loop(); i++ {
-				rate, st = relayOnce(b, seeds, input, fmt.Sprintf("%s.%s.%d", names.Prefix(), latency, i), srv.URL, codec, events)
+			for b.Loop() {
+				rate, st = relayOnce(b, seeds, input, fmt.Sprintf("%s.%s.%d", names.Prefix(), latency, time.Now().UnixNano()), srv.URL, codec, events)
 			}
 			limit := min(consumeRate, httpRate)
 			b.ReportMetric(rate, "events/s")

@@ -204,3 +204,55 @@ func shipAll(placed orderevents.Event) orderevents.FulfillmentRecorded {
 	}
 	return orderevents.FulfillmentRecorded{Type: "shipped", Lines: lines, TrackingNumber: "1ZRESTART", Carrier: "UPS"}
 }
+
+// P6 back-pressure: while the partner is down, the orders waiting for delivery reach the
+// bound, fetching pauses and consumption stops; when the partner is back the backlog
+// drains, fetching resumes, and every order is delivered with nothing dead-lettered.
+func TestBackPressurePausesFetchingRealKafka(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := newEnv(t, kafkatest.Brokers(t), 3, sink.Config{})
+	e.snk.StartOutage()
+	cfg := e.config("a")
+	cfg.MaxPending = 20
+	cfg.Breaker = relay.BreakerConfig{FailuresToTrip: 3, OpenFor: 200 * time.Millisecond, Hold: time.Hour, Poll: 20 * time.Millisecond}
+	run := e.start(cfg)
+	at := time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC)
+	byOrder := map[string][]orderevents.Event{}
+	const orders = 400
+	for i := range orders {
+		id := fmt.Sprintf("ord_bp%04d", i)
+		byOrder[id] = gen.Lifecycle(id, "google", uint64(i*7), at)[:1]
+	}
+	// Produce in waves so that the relay sees the backlog grow and pauses between them.
+	ids := make([]string, 0, orders)
+	for id := range byOrder {
+		ids = append(ids, id)
+	}
+	for i := 0; i < orders; i += 50 {
+		for _, id := range ids[i : i+50] {
+			e.produce(ctx, byOrder[id]...)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for !run.r.Stats().Paused {
+		if ctx.Err() != nil {
+			t.Fatalf("fetching never paused: %+v", run.r.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	held := run.r.Stats()
+	time.Sleep(time.Second)
+	if now := run.r.Stats(); now.Consumed != held.Consumed || now.Consumed >= orders {
+		t.Fatalf("consumption went on while paused: %d then %d of %d", held.Consumed, now.Consumed, orders)
+	}
+	e.snk.EndOutage()
+	e.waitConverged(ctx, oracle(t, byOrder))
+	st := run.r.Stats()
+	if st.Paused || st.DeadLettered != 0 || st.Consumed != orders {
+		t.Fatalf("after the outage: %+v", st)
+	}
+	t.Logf("paused at %d consumed with %d pending; after: %+v", held.Consumed, held.Pending, st)
+}
