@@ -80,6 +80,7 @@ func (a *app) buildRelay(ctx context.Context, cfg *config.Config, hooks func(*re
 		Partitioner:     cfg.Kafka.Partitioner,
 		InstanceID:      cfg.Kafka.InstanceID,
 		SessionTimeout:  cfg.Kafka.SessionTimeout,
+		GroupProtocol:   cfg.Kafka.GroupProtocol,
 		DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
 		MaxPending:      cfg.Delivery.MaxPending,
 		Partners:        map[string]relay.Partner{},

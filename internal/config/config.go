@@ -66,6 +66,9 @@ type Kafka struct {
 	// SessionTimeout is how long the group waits for a silent member before its
 	// partitions move. Default 45s.
 	SessionTimeout time.Duration `koanf:"session_timeout"`
+	// GroupProtocol is classic (default; cooperative-sticky, assigned by the clients) or
+	// consumer (KIP-848, assigned by the broker; Kafka 4.0+, franz-go recommends 4.3+).
+	GroupProtocol string `koanf:"group_protocol"`
 	// Partitioner is how the producers of the input topic place keys: murmur2 (Kafka's
 	// default, the default here), sarama (FNV-1a) or crc32 (librdkafka consistent).
 	Partitioner string `koanf:"partitioner"`
@@ -233,6 +236,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := keys.New(c.Kafka.Partitioner); err != nil {
 		bad("kafka.partitioner", "%v", err)
+	}
+	if p := c.Kafka.GroupProtocol; p != "" && p != "classic" && p != "consumer" {
+		bad("kafka.group_protocol", "%q: want classic or consumer", p)
 	}
 	if c.Delivery.MaxPending < 0 {
 		bad("delivery.max_pending", "must be positive")

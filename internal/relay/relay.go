@@ -12,6 +12,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
 	"github.com/ucprelay/ucprelay/internal/keys"
@@ -58,6 +59,9 @@ type Config struct {
 	InstanceID string
 	// SessionTimeout is the group session timeout. Default 45s.
 	SessionTimeout time.Duration
+	// GroupProtocol is "classic" (default: cooperative-sticky assignment by the client)
+	// or "consumer" (KIP-848: the broker assigns, Kafka 4.0+; franz-go recommends 4.3+).
+	GroupProtocol string
 	// Partitioner is the producers' key partitioner, to forward events that sit in their
 	// order's old partition after the input topic grew. Default murmur2.
 	Partitioner string
@@ -110,6 +114,11 @@ func (c *Config) validate() error {
 	if _, err := keys.New(c.Partitioner); err != nil {
 		errs = append(errs, err)
 	}
+	switch c.GroupProtocol {
+	case "", GroupClassic, GroupConsumer:
+	default:
+		errs = append(errs, fmt.Errorf("group protocol %q: want %s or %s", c.GroupProtocol, GroupClassic, GroupConsumer))
+	}
 	if len(c.Partners) == 0 {
 		errs = append(errs, errors.New("no partners"))
 	}
@@ -149,6 +158,12 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
+
+// Group protocols.
+const (
+	GroupClassic  = "classic"
+	GroupConsumer = "consumer"
+)
 
 func setDefault[T comparable](v *T, def T) {
 	var zero T
@@ -236,6 +251,7 @@ type Relay struct {
 	q        *queue
 	breakers map[string]*breaker
 	stats    counters
+	metrics  instruments
 
 	// inputPartitions is the input topic's partition count, from the last layout check.
 	inputPartitions atomic.Int32
@@ -260,7 +276,7 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 	r := &Relay{
 		cfg: cfg, kafka: kafkaOpts, codec: codec, snd: snd, log: cfg.Logger,
 		part: keys.MustNew(cfg.Partitioner), parts: map[int32]*partition{}, paused: map[int32]bool{},
-		breakers: map[string]*breaker{},
+		breakers: map[string]*breaker{}, metrics: newInstruments(),
 	}
 	for id := range cfg.Partners {
 		r.breakers[id] = r.cfg.newBreaker(id)
@@ -270,7 +286,6 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 	opts = append(opts,
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.InputTopic),
-		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.TransactionalID(cfg.TransactionalID),
 		// Short: a crashed replica's open transaction blocks the restore of its
 		// partitions on the next owner until it times out.
@@ -282,6 +297,11 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 		kgo.OnPartitionsLost(r.onRevoked),
 		kgo.SessionTimeout(cfg.SessionTimeout),
 	)
+	if cfg.GroupProtocol == GroupConsumer {
+		opts = append(opts, kgo.Balancers(kgo.StickyBalancer()), kgo.ServerSideBalancer())
+	} else {
+		opts = append(opts, kgo.Balancers(kgo.CooperativeStickyBalancer()))
+	}
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 	}
@@ -372,6 +392,7 @@ func (r *Relay) checkLayout(ctx context.Context) error {
 	n, err := topics.Check(cctx, topics.NewAdmin(r.cl), topics.Layout{Input: []string{r.cfg.InputTopic}, State: r.cfg.StateTopic, DeadLetter: r.cfg.DeadLetterTopic})
 	if err != nil {
 		if errors.Is(err, topics.ErrPartitionMismatch) {
+			r.metrics.add(r.metrics.layoutMismatch, 1)
 			r.log.Error("refusing to process: partition counts differ", "err", err)
 		}
 		return fmt.Errorf("relay: %w", err)
@@ -473,6 +494,7 @@ func (r *Relay) abort(b *batch) {
 // is skipped: its new owner restores what was committed and resends what is pending.
 func (r *Relay) apply(b *batch) {
 	r.stats.consumed.Add(int64(b.consumed))
+	r.metrics.add(r.metrics.consumed, int64(b.consumed))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, sp := range b.parts {
@@ -493,6 +515,7 @@ func (r *Relay) apply(b *batch) {
 	}
 	for _, d := range b.deadLetters {
 		r.stats.deadLettered.Add(1)
+		r.metrics.add(r.metrics.deadLettered, 1, attribute.String("stage", string(d.Stage)), attribute.String("reason", d.Reason))
 		r.log.Warn("dead-lettered", "order_id", d.OrderID, "stage", d.Stage, "reason", d.Reason,
 			"source", fmt.Sprintf("%s/%d@%d", d.SourceTopic, d.SourcePartition, d.SourceOffset),
 			"err", deadletter.Redact(d.Error, 300, r.cfg.Secrets...))
@@ -527,6 +550,7 @@ func (r *Relay) onOutcome(o Outcome) {
 	default:
 		if !o.Failed {
 			r.stats.delivered.Add(1)
+			r.metrics.add(r.metrics.delivered, 1, attribute.String("partner", o.Job.Partner))
 			if r.cfg.OnDelivered != nil {
 				r.cfg.OnDelivered(o.Job.OrderID, o.Job.Partner, o.Status)
 			}

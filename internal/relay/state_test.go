@@ -30,7 +30,13 @@ func TestLifecyclesKfake(t *testing.T) {
 	testLifecycles(t, kafkatest.Fake(t, 4).ListenAddrs())
 }
 
-func testLifecycles(t *testing.T, seeds []string) {
+// The same with the KIP-848 consumer group protocol (the broker assigns partitions).
+func TestLifecyclesConsumerProtocolRealKafka(t *testing.T) {
+	t.Parallel()
+	testLifecycles(t, kafkatest.Brokers(t), func(c *relay.Config) { c.GroupProtocol = relay.GroupConsumer })
+}
+
+func testLifecycles(t *testing.T, seeds []string, adjust ...func(*relay.Config)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const partitions, orders = 4, 300
@@ -60,7 +66,11 @@ func testLifecycles(t *testing.T, seeds []string) {
 	stream = append(stream, byOrder["ord_00003"][0])
 
 	e.produce(ctx, stream...)
-	run := e.start(e.config("a"))
+	cfg := e.config("a")
+	for _, f := range adjust {
+		f(&cfg)
+	}
+	run := e.start(cfg)
 	want := oracle(t, byOrder)
 	e.waitConverged(ctx, want)
 	versions := map[string]int64{}
@@ -250,6 +260,9 @@ func TestBackPressurePausesFetchingRealKafka(t *testing.T) {
 	}
 	e.snk.EndOutage()
 	e.waitConverged(ctx, oracle(t, byOrder))
+	for run.r.Stats().Paused && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond) // resumed by the next transaction
+	}
 	st := run.r.Stats()
 	if st.Paused || st.DeadLettered != 0 || st.Consumed != orders {
 		t.Fatalf("after the outage: %+v", st)
