@@ -37,6 +37,6 @@ func newInstruments() instruments {
 	return in
 }
 
-func (in instruments) add(c metric.Int64Counter, n int64, attrs ...attribute.KeyValue) {
-	c.Add(context.Background(), n, metric.WithAttributes(attrs...))
+func (in instruments) add(ctx context.Context, c metric.Int64Counter, n int64, attrs ...attribute.KeyValue) {
+	c.Add(ctx, n, metric.WithAttributes(attrs...))
 }

@@ -98,7 +98,7 @@ func (r *Relay) restore(ctx context.Context, id int32) error {
 	}
 	n := r.inputPartitions.Load()
 	if st.Layout == nil || st.Layout.Partitions != n {
-		r.metrics.add(r.metrics.layoutMismatch, 1)
+		r.metrics.add(ctx, r.metrics.layoutMismatch, 1)
 	}
 	switch {
 	case st.Layout == nil:
@@ -111,7 +111,7 @@ func (r *Relay) restore(ctx context.Context, id int32) error {
 	p := &partition{id: id, orders: st.Orders, outcomes: map[string]Outcome{}}
 	p.ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	r.stats.restored.Add(st.Records)
-	r.metrics.add(r.metrics.restored, st.Records)
+	r.metrics.add(ctx, r.metrics.restored, st.Records)
 	log.Info("state restored", "orders", len(st.Orders), "records", st.Records, "bytes", st.Bytes,
 		"pending", len(st.Pending), "took", st.Took.Round(time.Millisecond))
 	var jobs []Job

@@ -392,7 +392,7 @@ func (r *Relay) checkLayout(ctx context.Context) error {
 	n, err := topics.Check(cctx, topics.NewAdmin(r.cl), topics.Layout{Input: []string{r.cfg.InputTopic}, State: r.cfg.StateTopic, DeadLetter: r.cfg.DeadLetterTopic})
 	if err != nil {
 		if errors.Is(err, topics.ErrPartitionMismatch) {
-			r.metrics.add(r.metrics.layoutMismatch, 1)
+			r.metrics.add(ctx, r.metrics.layoutMismatch, 1)
 			r.log.Error("refusing to process: partition counts differ", "err", err)
 		}
 		return fmt.Errorf("relay: %w", err)
@@ -475,7 +475,7 @@ func (r *Relay) commit(ctx context.Context, b *batch) error {
 	if !b.empty() {
 		r.stats.transactions.Add(1)
 	}
-	r.apply(b)
+	r.apply(ectx, b)
 	r.backpressure()
 	return nil
 }
@@ -492,9 +492,9 @@ func (r *Relay) abort(b *batch) {
 // apply makes a committed batch current: new state values replace the old in memory,
 // new snapshots go to delivery, dead-letter hooks run. A partition revoked in between
 // is skipped: its new owner restores what was committed and resends what is pending.
-func (r *Relay) apply(b *batch) {
+func (r *Relay) apply(ctx context.Context, b *batch) {
 	r.stats.consumed.Add(int64(b.consumed))
-	r.metrics.add(r.metrics.consumed, int64(b.consumed))
+	r.metrics.add(ctx, r.metrics.consumed, int64(b.consumed))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, sp := range b.parts {
@@ -515,7 +515,7 @@ func (r *Relay) apply(b *batch) {
 	}
 	for _, d := range b.deadLetters {
 		r.stats.deadLettered.Add(1)
-		r.metrics.add(r.metrics.deadLettered, 1, attribute.String("stage", string(d.Stage)), attribute.String("reason", d.Reason))
+		r.metrics.add(ctx, r.metrics.deadLettered, 1, attribute.String("stage", string(d.Stage)), attribute.String("reason", d.Reason))
 		r.log.Warn("dead-lettered", "order_id", d.OrderID, "stage", d.Stage, "reason", d.Reason,
 			"source", fmt.Sprintf("%s/%d@%d", d.SourceTopic, d.SourcePartition, d.SourceOffset),
 			"err", deadletter.Redact(d.Error, 300, r.cfg.Secrets...))
@@ -550,7 +550,7 @@ func (r *Relay) onOutcome(o Outcome) {
 	default:
 		if !o.Failed {
 			r.stats.delivered.Add(1)
-			r.metrics.add(r.metrics.delivered, 1, attribute.String("partner", o.Job.Partner))
+			r.metrics.add(context.Background(), r.metrics.delivered, 1, attribute.String("partner", o.Job.Partner))
 			if r.cfg.OnDelivered != nil {
 				r.cfg.OnDelivered(o.Job.OrderID, o.Job.Partner, o.Status)
 			}
