@@ -65,6 +65,9 @@ type world struct {
 	d      *chaos.Deployment
 	parts  int32
 	oracle map[string][]byte
+
+	mu       sync.Mutex
+	rejected []sink.Line // the first answers >= 400, for the failure message
 }
 
 func newWorld(t *testing.T, partitions int32, static bool) *world {
@@ -95,7 +98,15 @@ func newWorld(t *testing.T, partitions int32, static bool) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.snk, err = sink.New(sink.Config{Validator: val, KeepHistory: true}); err != nil {
+	if w.snk, err = sink.New(sink.Config{Validator: val, KeepHistory: true, OnRequest: func(l sink.Line) {
+		if l.Status >= 400 {
+			w.mu.Lock()
+			if len(w.rejected) < 5 {
+				w.rejected = append(w.rejected, l)
+			}
+			w.mu.Unlock()
+		}
+	}}); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(w.snk)
@@ -189,6 +200,16 @@ func (w *world) verify(ctx context.Context, wl chaos.Workload) {
 	w.t.Helper()
 	st := w.snk.Stats()
 	if st.Stale != 0 || st.Invalid != 0 {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, l := range w.rejected {
+			var b struct{ ID string }
+			_ = json.Unmarshal([]byte(l.Body), &b)
+			w.t.Logf("rejected at %s: %d %s (Webhook-Id %v, stamp %v)", l.Time, l.Status, l.Error, l.Headers["Webhook-Id"], l.Headers["Webhook-Timestamp"])
+			for _, d := range w.snk.History(b.ID) {
+				w.t.Logf("   accepted before/after: %s @ %s", d.WebhookID, d.Stamp)
+			}
+		}
 		w.t.Fatalf("sink saw stale or invalid bodies: %+v", st)
 	}
 	for {

@@ -252,6 +252,7 @@ type Relay struct {
 	breakers map[string]*breaker
 	stats    counters
 	metrics  instruments
+	lease    *lease
 
 	// inputPartitions is the input topic's partition count, from the last layout check.
 	inputPartitions atomic.Int32
@@ -282,6 +283,8 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 		r.breakers[id] = r.cfg.newBreaker(id)
 	}
 	r.q = newQueue(&r.cfg, snd, r.breakers, r.onOutcome)
+	r.lease = newLease(cfg.SessionTimeout)
+	r.q.lease = r.lease
 	opts := append([]kgo.Opt{}, kafkaOpts...)
 	opts = append(opts,
 		kgo.ConsumerGroup(cfg.Group),
@@ -296,6 +299,8 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onRevoked),
 		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, cfg.SessionTimeout/3)),
+		kgo.WithHooks(r.lease),
 	)
 	if cfg.GroupProtocol == GroupConsumer {
 		opts = append(opts, kgo.Balancers(kgo.StickyBalancer()), kgo.ServerSideBalancer())
@@ -457,8 +462,14 @@ func (r *Relay) commit(ctx context.Context, b *batch) error {
 		perr = cmpErr(perr, err)
 	}
 	try := kgo.TryCommit
-	if perr != nil {
+	switch {
+	case perr != nil:
 		r.log.Error("transaction aborted: a record could not be produced", "err", perr)
+		try = kgo.TryAbort
+	case b.consumed == 0 && !r.lease.valid():
+		// A transaction without input offsets is not fenced by the group generation: a
+		// replica the coordinator removed, and that has not noticed yet, would commit
+		// state records over the new owner's. Without a recent heartbeat, it waits.
 		try = kgo.TryAbort
 	}
 	committed, err := r.sess.End(ectx, try)
