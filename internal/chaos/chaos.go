@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -91,7 +92,9 @@ func (d *Deployment) config(name string) string {
 	if d.Static {
 		fmt.Fprintf(&b, "  instance_id: %s\n", name)
 	}
-	fmt.Fprintf(&b, "partners:\n  google:\n    base_url: %s\ndelivery:\n  backoff_initial: 20ms\n  backoff_max: 500ms\nlog:\n  level: info\n", d.SinkURL)
+	// The replica's name travels as the API key in a header of its own, so a test can
+	// tell which replica sent a request.
+	fmt.Fprintf(&b, "partners:\n  google:\n    base_url: %s\n    api_key_env: CHAOS_REPLICA\n    api_key_header: X-Chaos-Replica\ndelivery:\n  attempt_timeout: %s\n  backoff_initial: 20ms\n  backoff_max: 500ms\nlog:\n  level: info\n", d.SinkURL, d.SessionTimeout/3)
 	return b.String()
 }
 
@@ -114,7 +117,7 @@ func (r *Replica) Start(ctx context.Context) error {
 	fmt.Fprintf(logf, "---- run %d at %s\n", r.runs, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.CommandContext(ctx, r.d.Binary, "run", "--config", cfg) //nolint:gosec // the binary this package built
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "UCPRELAY_LOG__LEVEL=info")
+	cmd.Env = append(os.Environ(), "UCPRELAY_LOG__LEVEL=info", "CHAOS_REPLICA="+r.Name+"/"+strconv.Itoa(r.runs))
 	if err := cmd.Start(); err != nil {
 		_ = logf.Close()
 		return fmt.Errorf("chaos: start %s: %w", r.Name, err)

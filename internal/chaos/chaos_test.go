@@ -68,6 +68,7 @@ type world struct {
 
 	mu       sync.Mutex
 	rejected []sink.Line // the first answers >= 400, for the failure message
+	lines    map[string][]sink.Line
 }
 
 func newWorld(t *testing.T, partitions int32, static bool) *world {
@@ -75,9 +76,9 @@ func newWorld(t *testing.T, partitions int32, static bool) *world {
 	seeds := kafkatest.Brokers(t)
 	bin := ucprelayBinary(t)
 	names := kafkatest.NewNames(t)
-	w := &world{t: t, seeds: seeds, adm: kafkatest.Admin(t, seeds), parts: partitions}
+	w := &world{t: t, seeds: seeds, adm: kafkatest.Admin(t, seeds), parts: partitions, lines: map[string][]sink.Line{}}
 	d := &chaos.Deployment{Binary: bin, Dir: t.TempDir(), Brokers: seeds, Input: names.Topic("orders"), State: names.Topic("state"),
-		DLQ: names.Topic("dlq"), Group: names.Group(), SessionTimeout: 3 * time.Second, Static: static}
+		DLQ: names.Topic("dlq"), Group: names.Group(), SessionTimeout: 9 * time.Second, Static: static}
 	kafkatest.CreateTopic(t, w.adm, d.Input, partitions, nil)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
@@ -99,13 +100,14 @@ func newWorld(t *testing.T, partitions int32, static bool) *world {
 		t.Fatal(err)
 	}
 	if w.snk, err = sink.New(sink.Config{Validator: val, KeepHistory: true, OnRequest: func(l sink.Line) {
-		if l.Status >= 400 {
-			w.mu.Lock()
-			if len(w.rejected) < 5 {
-				w.rejected = append(w.rejected, l)
-			}
-			w.mu.Unlock()
+		var b struct{ ID string }
+		_ = json.Unmarshal([]byte(l.Body), &b)
+		w.mu.Lock()
+		w.lines[b.ID] = append(w.lines[b.ID], l)
+		if l.Status >= 400 && len(w.rejected) < 5 {
+			w.rejected = append(w.rejected, l)
 		}
+		w.mu.Unlock()
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +122,9 @@ func newWorld(t *testing.T, partitions int32, static bool) *world {
 		if t.Failed() {
 			logs, _ := exec.Command("sh", "-c", "tail -n 30 "+d.Dir+"/*.log").CombinedOutput()
 			t.Logf("replica logs:\n%s", logs)
+			if keep := os.Getenv("UCPRELAY_CHAOS_KEEP"); keep != "" {
+				_ = exec.Command("cp", "-r", d.Dir, keep).Run()
+			}
 		}
 	})
 	return w
@@ -206,8 +211,8 @@ func (w *world) verify(ctx context.Context, wl chaos.Workload) {
 			var b struct{ ID string }
 			_ = json.Unmarshal([]byte(l.Body), &b)
 			w.t.Logf("rejected at %s: %d %s (Webhook-Id %v, stamp %v)", l.Time, l.Status, l.Error, l.Headers["Webhook-Id"], l.Headers["Webhook-Timestamp"])
-			for _, d := range w.snk.History(b.ID) {
-				w.t.Logf("   accepted before/after: %s @ %s", d.WebhookID, d.Stamp)
+			for _, x := range w.lines[b.ID] {
+				w.t.Logf("   %s %d from %v: %v @ %v %s", x.Time, x.Status, x.Headers["X-Chaos-Replica"], x.Headers["Webhook-Id"], x.Headers["Webhook-Timestamp"], x.Error)
 			}
 		}
 		w.t.Fatalf("sink saw stale or invalid bodies: %+v", st)

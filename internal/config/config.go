@@ -240,6 +240,10 @@ func (c *Config) Validate() error {
 	if p := c.Kafka.GroupProtocol; p != "" && p != "classic" && p != "consumer" {
 		bad("kafka.group_protocol", "%q: want classic or consumer", p)
 	}
+	if st := c.Kafka.SessionTimeout; st > 0 && c.Delivery.AttemptTimeout > st/3 {
+		bad("delivery.attempt_timeout", "%s is more than a third of kafka.session_timeout (%s): a replica removed from the group must have no request in flight when its partitions move; lower it or raise the session timeout",
+			c.Delivery.AttemptTimeout, st)
+	}
 	if c.Delivery.MaxPending < 0 {
 		bad("delivery.max_pending", "must be positive")
 	}

@@ -92,12 +92,16 @@ func TestValidationNamesKeyAndFix(t *testing.T) {
 	p := write(t, `
 kafka:
   input_topic: ""
+  session_timeout: 6s
+  partitioner: random
+  group_protocol: eager
 partners:
   google:
     base_url: "ftp://x"
     ucp_version: "2025-01-01"
 delivery:
   max_attempts: 0
+  attempt_timeout: 5s
 log:
   level: loud
 `)
@@ -105,7 +109,8 @@ log:
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, want := range []string{"kafka.brokers", "kafka.input_topic", "partners.google.base_url", "partners.google.ucp_version", "delivery.max_attempts", "log.level"} {
+	for _, want := range []string{"kafka.brokers", "kafka.input_topic", "partners.google.base_url", "partners.google.ucp_version", "delivery.max_attempts", "log.level",
+		"delivery.attempt_timeout", "kafka.partitioner", "kafka.group_protocol"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}

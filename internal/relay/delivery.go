@@ -160,25 +160,15 @@ func (q *queue) deliver(ctx context.Context, j Job) Outcome {
 	var waitingSince time.Time
 	var err error
 	for out.Attempts < q.cfg.MaxAttempts {
-		actx, cancel := ctx, context.CancelFunc(func() {})
-		if q.lease != nil {
-			if q.lease.wait(ctx) != nil {
-				out.Failed, out.Err = true, ctx.Err()
-				return out
-			}
-			actx, cancel = q.lease.bind(ctx)
-		}
-		var resp webhook.Response
-		resp, err = cb.Execute(func() (webhook.Response, error) { return q.snd.Send(actx, &partner.Endpoint, j.Request) })
-		leaseCut := actx.Err() != nil && ctx.Err() == nil
-		cancel()
-		if ctx.Err() != nil {
+		if q.lease != nil && q.lease.wait(ctx) != nil {
 			out.Failed, out.Err = true, ctx.Err()
 			return out
 		}
-		if leaseCut {
-			log.Warn("group membership not confirmed in time; delivery waits for the next heartbeat")
-			continue // not the partner's fault: no attempt spent
+		var resp webhook.Response
+		resp, err = cb.Execute(func() (webhook.Response, error) { return q.snd.Send(ctx, &partner.Endpoint, j.Request) })
+		if ctx.Err() != nil {
+			out.Failed, out.Err = true, ctx.Err()
+			return out
 		}
 		endpointDown := errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) ||
 			err != nil && webhook.Classify(err) != webhook.Permanent && cb.State() != gobreaker.StateClosed

@@ -120,7 +120,7 @@ func (r *running) wait() error {
 
 func (e *env) start(cfg relay.Config) *running {
 	e.t.Helper()
-	sender, err := webhook.NewSender(webhook.WithAttemptTimeout(5 * time.Second))
+	sender, err := webhook.NewSender(webhook.WithAttemptTimeout(3 * time.Second))
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -13,9 +13,11 @@ import (
 // partition) is removed by the coordinator one session timeout after its last
 // heartbeat, and its partitions go to another replica, which resends their pending
 // snapshots and then newer ones. Kafka fences the old replica's transactions, but not
-// its HTTP requests: it must stop posting before it can be replaced (P2). So every
-// delivery attempt runs within the lease: it waits while the lease is expired, and an
-// attempt in flight is cut at the lease's end.
+// its HTTP requests: it must stop posting before it can be replaced (P2). So a delivery
+// attempt starts only within the lease. An attempt is not cut when the lease ends: a
+// request the client abandons may still be processed by the partner, later than the
+// requests that follow it. Instead an attempt is bounded by its timeout, which the
+// configuration keeps within the last third of the session timeout, after the lease.
 //
 // The lease is renewed by every group request that reached the coordinator and came
 // back (join, sync, heartbeat), and lasts two thirds of the session timeout from when
@@ -64,11 +66,6 @@ func (l *lease) wait(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// bind returns ctx cut at the lease's current end.
-func (l *lease) bind(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithDeadline(ctx, l.end())
 }
 
 // Group request keys whose answer proves the coordinator still knows the member.
