@@ -83,6 +83,7 @@ func (a *app) buildRelay(ctx context.Context, cfg *config.Config, hooks func(*re
 		GroupProtocol:   cfg.Kafka.GroupProtocol,
 		DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
 		MaxPending:      cfg.Delivery.MaxPending,
+		ResendSettle:    cfg.Delivery.AttemptTimeout,
 		Partners:        map[string]relay.Partner{},
 		DefaultPartner:  cfg.DefaultPartner,
 		MaxAttempts:     cfg.Delivery.MaxAttempts,

@@ -263,7 +263,13 @@ func (w *world) verify(ctx context.Context, wl chaos.Workload) {
 			w.t.Errorf("dead-letter partition %d holds %d records", o.Partition, o.Offset)
 		}
 	})
-	w.t.Logf("orders %d, events %d, sink %+v", len(wl.ByOrder), wl.Events(), st)
+	w.mu.Lock()
+	n := 0
+	for _, ls := range w.lines {
+		n += len(ls)
+	}
+	w.mu.Unlock()
+	w.t.Logf("orders %d, events %d, sink %+v, %d requests logged", len(wl.ByOrder), wl.Events(), st, n)
 }
 
 func jsonEqual(a, b []byte) bool {

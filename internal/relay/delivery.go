@@ -19,6 +19,10 @@ type Job struct {
 	Version   int64 // snapshot version; a higher one replaces a queued lower one
 	WebhookID string
 	Stamp     time.Time // the freshness stamp of the envelope
+	// NotBefore delays the first attempt: a snapshot found pending after a restore may
+	// still be in flight from the previous owner, whose request the partner may process
+	// late; a newer snapshot must not overtake it.
+	NotBefore time.Time
 	Request   webhook.Request
 	// Source locates the input record that produced the snapshot, for dead-lettering.
 	Source Source
@@ -48,6 +52,9 @@ type Outcome struct {
 	Attempts     int
 	First, Last  time.Time
 	WaitedOnOpen bool
+	// Abandoned is when the last attempt that got no answer (timeout, reset) started:
+	// the partner may still process that request, so the order's next snapshot waits.
+	Abandoned time.Time
 }
 
 // queue delivers jobs with at most one POST in flight per order and latest-wins
@@ -110,6 +117,12 @@ func (q *queue) submit(ctx context.Context, j Job) {
 func (q *queue) run(ctx context.Context, j Job) {
 	defer q.wg.Done()
 	for {
+		if d := time.Until(j.NotBefore); d > 0 {
+			if sleep(ctx, d) != nil {
+				q.finishOrder(ctx, j)
+				return
+			}
+		}
 		select {
 		case q.slots <- struct{}{}:
 		case <-ctx.Done():
@@ -130,6 +143,11 @@ func (q *queue) run(ctx context.Context, j Job) {
 		}
 		q.mu.Unlock()
 		j = *next
+		if !out.Abandoned.IsZero() {
+			if settle := out.Abandoned.Add(q.cfg.ResendSettle); settle.After(j.NotBefore) {
+				j.NotBefore = settle
+			}
+		}
 	}
 }
 
@@ -165,7 +183,12 @@ func (q *queue) deliver(ctx context.Context, j Job) Outcome {
 			return out
 		}
 		var resp webhook.Response
+		started := time.Now()
 		resp, err = cb.Execute(func() (webhook.Response, error) { return q.snd.Send(ctx, &partner.Endpoint, j.Request) })
+		var te *webhook.TransportError
+		if errors.As(err, &te) {
+			out.Abandoned = started
+		}
 		if ctx.Err() != nil {
 			out.Failed, out.Err = true, ctx.Err()
 			return out

@@ -180,3 +180,40 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// P2 with requests that got no answer: the partner may still process an abandoned
+// request late, so the order's next, newer snapshot waits ResendSettle after it, while
+// the retry of the same snapshot goes at once.
+func TestQueueNewerSnapshotWaitsAfterAbandonedAttempt(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	sentAt := map[string]time.Time{}
+	failed := false
+	snd := newScriptSender(func(order string, v int64) error {
+		mu.Lock()
+		defer mu.Unlock()
+		sentAt[order+"@"+strconv.FormatInt(v, 10)] = time.Now()
+		if v == 1 && !failed {
+			failed = true
+			return &webhook.TransportError{Op: "post", Err: context.DeadlineExceeded}
+		}
+		return nil
+	})
+	gate := make(chan struct{})
+	snd.gate["o"] = gate
+	q, outs := testQueue(t, snd, 4)
+	q.cfg.ResendSettle = 300 * time.Millisecond
+	start := time.Now()
+	q.submit(context.Background(), job("o", 1))
+	q.submit(context.Background(), job("o", 2))
+	close(gate)
+	q.wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if got := sentAt["o@2"].Sub(start); got < 300*time.Millisecond {
+		t.Fatalf("the newer snapshot went %s after the abandoned attempt, want >= 300ms", got)
+	}
+	if n := len(outs()); n != 2 {
+		t.Fatalf("%d outcomes", n)
+	}
+}

@@ -98,6 +98,7 @@ func (e *env) config(replica string) relay.Config {
 		Backoff:        webhook.Backoff{Initial: 5 * time.Millisecond, Max: 50 * time.Millisecond},
 		SessionTimeout: 10 * time.Second,
 		ShutdownGrace:  2 * time.Second,
+		ResendSettle:   200 * time.Millisecond,
 		RelayVersion:   "test",
 	}
 }

@@ -115,12 +115,14 @@ func (r *Relay) restore(ctx context.Context, id int32) error {
 	log.Info("state restored", "orders", len(st.Orders), "records", st.Records, "bytes", st.Bytes,
 		"pending", len(st.Pending), "took", st.Took.Round(time.Millisecond))
 	var jobs []Job
+	settle := time.Now().Add(r.cfg.ResendSettle)
 	for _, oid := range st.Pending {
 		j, err := r.resendJob(ctx, oid, st.Orders[oid])
 		if err != nil {
 			log.Error("pending snapshot cannot be rebuilt; it stays pending", "order_id", oid, "err", err)
 			continue
 		}
+		j.NotBefore = settle
 		jobs = append(jobs, j)
 	}
 	r.mu.Lock()

@@ -83,6 +83,10 @@ type Config struct {
 	CommitInterval time.Duration
 	// LayoutCheckInterval is how often the topic layout is checked again. Default 30s.
 	LayoutCheckInterval time.Duration
+	// ResendSettle delays the resend of a snapshot found pending when a partition is
+	// restored: the previous owner may have had it in flight, and a partner may process
+	// an abandoned request late. Set it to the delivery attempt timeout. Default 10s.
+	ResendSettle time.Duration
 	// ShutdownGrace bounds how long Run waits for in-flight deliveries when it stops. Default 10s.
 	ShutdownGrace time.Duration
 	// Backoff spaces retries. Default webhook.DefaultBackoff().
@@ -139,6 +143,7 @@ func (c *Config) validate() error {
 	setDefault(&c.CommitInterval, 100*time.Millisecond)
 	setDefault(&c.LayoutCheckInterval, 30*time.Second)
 	setDefault(&c.ShutdownGrace, 10*time.Second)
+	setDefault(&c.ResendSettle, 10*time.Second)
 	setDefault(&c.SessionTimeout, 45*time.Second)
 	if c.MaxInFlight < 0 || c.MaxAttempts < 0 || c.MaxPending < 0 || c.Workers < 0 {
 		errs = append(errs, errors.New("max attempts, max in flight, max pending and workers must be positive"))
