@@ -149,7 +149,7 @@ func (r *Relay) process(ctx context.Context, fs kgo.Fetches, b *batch) error {
 		}
 		p := r.parts[ftp.Partition]
 		if p == nil {
-			err = cmpErr(err, fmt.Errorf("relay: records of %s/%d, which this replica does not own", ftp.Topic, ftp.Partition))
+			err = cmpErr(err, fmt.Errorf("%w: %s/%d", errNotOwned, ftp.Topic, ftp.Partition))
 			return
 		}
 		sp := b.part(p)

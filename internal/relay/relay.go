@@ -267,6 +267,7 @@ type Relay struct {
 	paused    map[int32]bool
 	restoring int
 	joined    bool
+	lastGen   int32 // the group generation reconcile last checked (loop goroutine only)
 	fatal     error
 }
 
@@ -414,6 +415,7 @@ func (r *Relay) checkLayout(ctx context.Context) error {
 // cycle runs one transaction: poll and fold for up to CommitInterval, add the delivery
 // outcomes, commit, then hand the committed snapshots to delivery.
 func (r *Relay) cycle(ctx context.Context) error {
+	r.reconcile(ctx)
 	if err := r.sess.Begin(); err != nil {
 		return fmt.Errorf("relay: begin transaction: %w", err)
 	}
@@ -432,12 +434,28 @@ func (r *Relay) cycle(ctx context.Context) error {
 			}
 		})
 		if err := r.process(ctx, fs, b); err != nil {
+			if errors.Is(err, errNotOwned) {
+				r.log.Warn("transaction aborted", "err", err)
+				return r.end(ctx, b, kgo.TryAbort)
+			}
 			r.abort(b)
 			return err
 		}
 	}
 	r.takeOutcomes(b)
 	return r.commit(ctx, b)
+}
+
+// end ends the transaction without committing: nothing produced, the input rewinds.
+func (r *Relay) end(ctx context.Context, b *batch, try kgo.TransactionEndTry) error {
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, err := r.sess.End(ectx, try)
+	r.abort(b)
+	if err != nil {
+		return fmt.Errorf("relay: end transaction: %w", err)
+	}
+	return nil
 }
 
 // maxBatch bounds the records one transaction folds.
