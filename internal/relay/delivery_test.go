@@ -150,6 +150,7 @@ func TestQueueRetriesAndFailures(t *testing.T) {
 	})
 	q, outcomes := testQueue(t, snd, 4)
 	q.cfg.Breaker.FailuresToTrip = 100
+	q.breakers["p"] = q.cfg.newBreaker("p") // the breaker reads its settings when it is made
 	ctx := context.Background()
 	for _, o := range []string{"flaky", "bad", "down"} {
 		q.submit(ctx, job(o, 1))
