@@ -73,6 +73,9 @@ type queue struct {
 
 	mu     sync.Mutex
 	orders map[string]*orderLine
+	// quiet holds, per order, until when its next snapshot must wait: an attempt got no
+	// answer, and the partner may still process that request late.
+	quiet map[string]time.Time
 	wg     sync.WaitGroup
 }
 
@@ -87,7 +90,7 @@ type breaker = gobreaker.CircuitBreaker[webhook.Response]
 func newQueue(cfg *Config, snd Sender, breakers map[string]*breaker, done func(Outcome)) *queue {
 	return &queue{
 		cfg: cfg, snd: snd, breakers: breakers, log: cfg.Logger, done: done,
-		slots: make(chan struct{}, cfg.MaxInFlight), orders: map[string]*orderLine{},
+		slots: make(chan struct{}, cfg.MaxInFlight), orders: map[string]*orderLine{}, quiet: map[string]time.Time{},
 	}
 }
 
@@ -117,6 +120,9 @@ func (q *queue) submit(ctx context.Context, j Job) {
 func (q *queue) run(ctx context.Context, j Job) {
 	defer q.wg.Done()
 	for {
+		if t := q.quietUntil(j.OrderID); t.After(j.NotBefore) {
+			j.NotBefore = t
+		}
 		if d := time.Until(j.NotBefore); d > 0 {
 			if sleep(ctx, d) != nil {
 				q.finishOrder(ctx, j)
@@ -133,6 +139,9 @@ func (q *queue) run(ctx context.Context, j Job) {
 		<-q.slots
 		q.done(out)
 		q.mu.Lock()
+		if !out.Abandoned.IsZero() {
+			q.quiet[j.OrderID] = out.Abandoned.Add(q.cfg.ResendSettle)
+		}
 		line := q.orders[j.OrderID]
 		next := line.waiting
 		line.waiting = nil
@@ -143,12 +152,27 @@ func (q *queue) run(ctx context.Context, j Job) {
 		}
 		q.mu.Unlock()
 		j = *next
-		if !out.Abandoned.IsZero() {
-			if settle := out.Abandoned.Add(q.cfg.ResendSettle); settle.After(j.NotBefore) {
-				j.NotBefore = settle
+	}
+}
+
+// quietUntil returns until when the order's next attempt must wait, forgetting past times.
+func (q *queue) quietUntil(order string) time.Time {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t, ok := q.quiet[order]
+	if ok && !t.After(time.Now()) {
+		delete(q.quiet, order)
+		if len(q.quiet) > 10000 {
+			now := time.Now()
+			for o, u := range q.quiet {
+				if !u.After(now) {
+					delete(q.quiet, o)
+				}
 			}
 		}
+		return time.Time{}
 	}
+	return t
 }
 
 // finishOrder reports j and any waiting job as failed by shutdown.

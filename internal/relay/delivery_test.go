@@ -184,37 +184,44 @@ func waitFor(t *testing.T, cond func() bool) {
 
 // P2 with requests that got no answer: the partner may still process an abandoned
 // request late, so the order's next, newer snapshot waits ResendSettle after it, while
-// the retry of the same snapshot goes at once.
+// the retry of the same snapshot goes at once. Order "w" has its newer snapshot waiting
+// behind the abandoned one; order "l" gets its newer snapshot only after the first is done.
 func TestQueueNewerSnapshotWaitsAfterAbandonedAttempt(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	sentAt := map[string]time.Time{}
-	failed := false
+	failed := map[string]bool{}
 	snd := newScriptSender(func(order string, v int64) error {
 		mu.Lock()
 		defer mu.Unlock()
 		sentAt[order+"@"+strconv.FormatInt(v, 10)] = time.Now()
-		if v == 1 && !failed {
-			failed = true
+		if v == 1 && !failed[order] {
+			failed[order] = true
 			return &webhook.TransportError{Op: "post", Err: context.DeadlineExceeded}
 		}
 		return nil
 	})
-	gate := make(chan struct{})
-	snd.gate["o"] = gate
-	q, outs := testQueue(t, snd, 4)
-	q.cfg.ResendSettle = 300 * time.Millisecond
+	q, _ := testQueue(t, snd, 4)
+	const settle = 300 * time.Millisecond
+	q.cfg.ResendSettle = settle
 	start := time.Now()
-	q.submit(context.Background(), job("o", 1))
-	q.submit(context.Background(), job("o", 2))
-	close(gate)
+	q.submit(context.Background(), job("w", 1))
+	q.submit(context.Background(), job("w", 2))
+	q.submit(context.Background(), job("l", 1))
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); _, ok := sentAt["l@1"]; return ok && failed["l"] })
+	for time.Since(start) < 50*time.Millisecond {
+		time.Sleep(5 * time.Millisecond)
+	}
+	q.submit(context.Background(), job("l", 2))
 	q.wait()
 	mu.Lock()
 	defer mu.Unlock()
-	if got := sentAt["o@2"].Sub(start); got < 300*time.Millisecond {
-		t.Fatalf("the newer snapshot went %s after the abandoned attempt, want >= 300ms", got)
+	for _, k := range []string{"w@2", "l@2"} {
+		if got := sentAt[k].Sub(start); got < settle {
+			t.Errorf("%s went %s after the abandoned attempt, want >= %s", k, got, settle)
+		}
 	}
-	if n := len(outs()); n != 2 {
-		t.Fatalf("%d outcomes", n)
+	if got := sentAt["w@1"].Sub(start); got >= settle {
+		t.Errorf("the retry of the abandoned snapshot itself waited %s", got)
 	}
 }
