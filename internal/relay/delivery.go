@@ -76,7 +76,7 @@ type queue struct {
 	// quiet holds, per order, until when its next snapshot must wait: an attempt got no
 	// answer, and the partner may still process that request late.
 	quiet map[string]time.Time
-	wg     sync.WaitGroup
+	wg    sync.WaitGroup
 }
 
 // orderLine is an order's position in the queue: the job in flight and the one waiting.
