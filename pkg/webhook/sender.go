@@ -37,6 +37,8 @@ type Endpoint struct {
 	// APIKeyQuery, when set (Google accepts "key"), sends the key as this query parameter
 	// instead of a header.
 	APIKeyQuery string
+	// Signer, when set, signs each request over its final URL, headers and body bytes.
+	Signer Signer
 }
 
 // URL returns the endpoint's URL without credentials: safe to log.
@@ -160,6 +162,11 @@ func (s *Sender) Send(ctx context.Context, ep *Endpoint, req Request) (Response,
 			name = DefaultAPIKeyHeader
 		}
 		hr.Header.Set(name, ep.APIKey.Reveal())
+	}
+	if ep.Signer != nil {
+		if err := ep.Signer.Sign(hr, req.Body); err != nil {
+			return Response{}, fmt.Errorf("webhook: sign request for partner %q: %w", ep.Partner, err)
+		}
 	}
 	start := time.Now()
 	resp, err := s.client.Do(hr)
