@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ucprelay/ucprelay/internal/kafkatest"
+	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
 
 func run(t *testing.T, env []string, args ...string) (string, error) {
@@ -81,5 +84,44 @@ func TestTopicsCreateAndRunChecksLayout(t *testing.T) {
 	_, err = run(t, []string{"UCPRELAY_KAFKA__INPUT_TOPIC=" + n.Topic("missing")}, "--config", cfg, "run")
 	if err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("run on a missing input topic: %v", err)
+	}
+}
+
+// keys generate writes a PEM the signer loads, and prints the matching public JWK; it
+// never overwrites a key.
+func TestKeysGenerate(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "sign.pem")
+	printed, err := run(t, nil, "keys", "generate", "--out", out, "--kid", "shop-2026-11")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, printed)
+	}
+	var jwk struct{ Kty, Crv, X, Y, Kid, Alg string }
+	if err := json.Unmarshal([]byte(printed), &jwk); err != nil {
+		t.Fatalf("%v\n%s", err, printed)
+	}
+	pemBytes, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(out); fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v", fi.Mode().Perm())
+	}
+	key, err := webhook.ParseES256PEM(pemBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := base64.RawURLEncoding.DecodeString(jwk.X)
+	y, _ := base64.RawURLEncoding.DecodeString(jwk.Y)
+	point, err := key.PublicKey.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jwk.Kty != "EC" || jwk.Crv != "P-256" || jwk.Alg != "ES256" || jwk.Kid != "shop-2026-11" ||
+		!bytes.Equal(append(append([]byte{4}, x...), y...), point) {
+		t.Fatalf("JWK does not match the key: %s", printed)
+	}
+	if _, err := run(t, nil, "keys", "generate", "--out", out, "--kid", "again"); err == nil {
+		t.Fatal("an existing key was overwritten")
 	}
 }

@@ -103,7 +103,10 @@ func (a *app) buildRelay(ctx context.Context, cfg *config.Config, hooks func(*re
 		if err != nil {
 			return nil, err
 		}
-		rc.Partners[id] = relay.Partner{Endpoint: ep, Version: v}
+		if ep.Signer, err = cfg.Signer(id); err != nil {
+			return nil, err
+		}
+		rc.Partners[id] = relay.Partner{Endpoint: ep, Version: v, RFC3339Timestamps: cfg.Partners[id].TimestampFormat == "rfc3339"}
 		rc.Secrets = append(rc.Secrets, ep.APIKey.Reveal())
 	}
 	if hooks != nil {

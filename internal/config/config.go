@@ -99,6 +99,22 @@ type Partner struct {
 	APIKeyHeader string `koanf:"api_key_header"`
 	// APIKeyQuery sends the key as this query parameter instead (Google accepts "key").
 	APIKeyQuery string `koanf:"api_key_query"`
+	// Signing signs each request (2026-04-08: RFC 9421 with ES256). Optional.
+	Signing Signing `koanf:"signing"`
+	// TimestampFormat of the Webhook-Timestamp header: unix (seconds, the UCP OpenAPI's
+	// type; default) or rfc3339 (Google's example).
+	TimestampFormat string `koanf:"timestamp_format"`
+}
+
+// Signing is a partner's request signing key.
+type Signing struct {
+	// KeyFile is a PEM file with the P-256 private key (`ucprelay keys generate` writes one).
+	KeyFile string `koanf:"key_file"`
+	// KeyID is the kid of the key in the merchant's /.well-known/ucp signing_keys.
+	KeyID string `koanf:"key_id"`
+	// Profile is the merchant's profile URL sent in UCP-Agent, e.g.
+	// https://shop.example.com/.well-known/ucp.
+	Profile string `koanf:"profile"`
 }
 
 // Delivery is the retry policy.
@@ -270,6 +286,16 @@ func (c *Config) Validate() error {
 		if p.APIKeyFile != "" && p.APIKeyEnv != "" {
 			bad(key, "set api_key_file or api_key_env, not both")
 		}
+		switch p.TimestampFormat {
+		case "", "unix", "rfc3339":
+		default:
+			bad(key+".timestamp_format", "%q: want unix or rfc3339", p.TimestampFormat)
+		}
+		if sg := p.Signing; sg.KeyFile != "" || sg.KeyID != "" {
+			if sg.KeyFile == "" || sg.KeyID == "" {
+				bad(key+".signing", "set both key_file and key_id")
+			}
+		}
 		if p.APIKeyHeader != "" && p.APIKeyQuery != "" {
 			bad(key, "set api_key_header or api_key_query, not both")
 		}
@@ -335,6 +361,23 @@ func (c *Config) Endpoint(partner string) (webhook.Endpoint, error) {
 		return webhook.Endpoint{}, err
 	}
 	return ep, nil
+}
+
+// Signer returns a partner's request signer, nil when it signs nothing.
+func (c *Config) Signer(partner string) (webhook.Signer, error) {
+	sg := c.Partners[partner].Signing
+	if sg.KeyFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(sg.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("config: partners.%s.signing.key_file: %w", partner, err)
+	}
+	key, err := webhook.ParseES256PEM(b)
+	if err != nil {
+		return nil, fmt.Errorf("config: partners.%s.signing.key_file: %w", partner, err)
+	}
+	return &webhook.RFC9421Signer{KeyID: sg.KeyID, Key: key, Profile: sg.Profile}, nil
 }
 
 // APIKey reads a partner's API key from its file or environment variable; a partner

@@ -99,6 +99,9 @@ partners:
   google:
     base_url: "ftp://x"
     ucp_version: "2025-01-01"
+    timestamp_format: iso
+    signing:
+      key_file: /k.pem
 delivery:
   max_attempts: 0
   attempt_timeout: 5s
@@ -110,7 +113,8 @@ log:
 		t.Fatal("invalid config accepted")
 	}
 	for _, want := range []string{"kafka.brokers", "kafka.input_topic", "partners.google.base_url", "partners.google.ucp_version", "delivery.max_attempts", "log.level",
-		"delivery.attempt_timeout", "kafka.partitioner", "kafka.group_protocol"} {
+		"delivery.attempt_timeout", "kafka.partitioner", "kafka.group_protocol",
+		"partners.google.timestamp_format", "partners.google.signing"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}

@@ -412,7 +412,11 @@ func (r *Relay) render(ctx context.Context, orderID, partnerID string, snap *fol
 		otel.GetTextMapPropagator().Inject(trace.ContextWithSpanContext(ctx, sc), propagation.HeaderCarrier(h))
 	}
 	h.Set("Webhook-Id", env.WebhookID)
-	h.Set("Webhook-Timestamp", strconv.FormatInt(env.Stamp.Unix(), 10))
+	if partner.RFC3339Timestamps {
+		h.Set("Webhook-Timestamp", env.Stamp.UTC().Format(time.RFC3339))
+	} else {
+		h.Set("Webhook-Timestamp", strconv.FormatInt(env.Stamp.Unix(), 10))
+	}
 	return Job{
 		OrderID: orderID, Partner: partnerID, Version: snap.Version, WebhookID: env.WebhookID, Stamp: env.Stamp,
 		Request: webhook.Request{Body: body, Header: h},

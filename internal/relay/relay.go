@@ -40,6 +40,8 @@ type Partner struct {
 	Endpoint webhook.Endpoint
 	// Version is the UCP version of the bodies.
 	Version ucp.Version
+	// RFC3339Timestamps sends Webhook-Timestamp as RFC 3339 instead of unix seconds.
+	RFC3339Timestamps bool
 }
 
 // Config configures a [Relay].
