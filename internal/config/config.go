@@ -108,7 +108,9 @@ type Partner struct {
 
 // Signing is a partner's request signing key.
 type Signing struct {
-	// KeyFile is a PEM file with the P-256 private key (`ucprelay keys generate` writes one).
+	// KeyFile holds the P-256 private key as PEM (`ucprelay keys generate` writes one) or
+	// as a JWK. 2026-04-08 partners get RFC 9421 signatures; 2026-01-xx partners a
+	// detached JWS in Request-Signature.
 	KeyFile string `koanf:"key_file"`
 	// KeyID is the kid of the key in the merchant's /.well-known/ucp signing_keys.
 	KeyID string `koanf:"key_id"`
@@ -373,9 +375,17 @@ func (c *Config) Signer(partner string) (webhook.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: partners.%s.signing.key_file: %w", partner, err)
 	}
-	key, err := webhook.ParseES256PEM(b)
+	key, err := webhook.ParseES256Key(b)
 	if err != nil {
 		return nil, fmt.Errorf("config: partners.%s.signing.key_file: %w", partner, err)
+	}
+	v, err := c.Version(partner)
+	if err != nil {
+		return nil, err
+	}
+	if v != ucp.V20260408 {
+		// 2026-01-xx: detached JWS in Request-Signature.
+		return &webhook.DetachedJWSSigner{KeyID: sg.KeyID, Key: key}, nil
 	}
 	return &webhook.RFC9421Signer{KeyID: sg.KeyID, Key: key, Profile: sg.Profile}, nil
 }
