@@ -280,10 +280,13 @@ func jsonEqual(a, b []byte) bool {
 	return reflect.DeepEqual(x, y)
 }
 
+// The chaos tests run one after the other, not in parallel: each starts several relay
+// processes and a validating sink, and together they starve the sink on two cores until
+// its answers time out.
+
 // kill -9 at random moments while 5k orders stream in: after restarts, every order's
 // last delivered snapshot is its final order, nothing stale, nothing lost (P1, P2, P4).
 func TestKillRecoveryRealKafka(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, 6, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -324,7 +327,6 @@ func TestKillRecoveryRealKafka(t *testing.T) {
 // Three replicas join and leave (graceful stops, kills, restarts) while orders stream
 // in: partitions move with their state, and the same promises hold.
 func TestRebalanceRealKafka(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, 6, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -370,7 +372,6 @@ func TestRebalanceRealKafka(t *testing.T) {
 // second run moves nothing), and the relays then deliver every order's final entity,
 // forwarding the old events to their order's new partition.
 func TestPartitionGrowthRealKafka(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t, 3, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
