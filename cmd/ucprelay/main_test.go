@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ucprelay/ucprelay/internal/kafkatest"
+	"github.com/ucprelay/ucprelay/internal/sink"
 	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
 
@@ -120,6 +123,22 @@ func TestKeysGenerate(t *testing.T) {
 	if jwk.Kty != "EC" || jwk.Crv != "P-256" || jwk.Alg != "ES256" || jwk.Kid != "shop-2026-11" ||
 		!bytes.Equal(append(append([]byte{4}, x...), y...), point) {
 		t.Fatalf("JWK does not match the key: %s", printed)
+	}
+	// The printed JWK, as the partner (or `ucprelay sink --verify-key`) reads it, verifies
+	// what the key signs; inside a signing_keys object too.
+	for _, doc := range []string{printed, `{"signing_keys":[` + printed + `]}`} {
+		keys, err := sink.ParsePublicKeys([]byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := []byte(`{"id":"ord_1"}`)
+		r := httptest.NewRequest(http.MethodPost, "https://partner.example/webhooks/partners/p/events/order", bytes.NewReader(body))
+		if err := (&webhook.RFC9421Signer{KeyID: "shop-2026-11", Key: key}).Sign(r, body); err != nil {
+			t.Fatal(err)
+		}
+		if err := (&sink.RFC9421Verifier{Keys: keys}).Verify(r, body); err != nil {
+			t.Fatalf("the published key does not verify: %v", err)
+		}
 	}
 	if _, err := run(t, nil, "keys", "generate", "--out", out, "--kid", "again"); err == nil {
 		t.Fatal("an existing key was overwritten")

@@ -17,7 +17,7 @@ import (
 
 func (a *app) sinkCmd() *cobra.Command {
 	var (
-		addr, version, record, prefix, keyEnv string
+		addr, version, record, prefix, keyEnv, verifyKey string
 		latency                               time.Duration
 		failRate                              float64
 		failStatus                            int
@@ -43,6 +43,17 @@ receives as a JSON line (API keys redacted).`,
 				if cfg.APIKey = os.Getenv(keyEnv); cfg.APIKey == "" {
 					return fmt.Errorf("--api-key-env: %s is empty", keyEnv)
 				}
+			}
+			if verifyKey != "" {
+				b, err := os.ReadFile(verifyKey)
+				if err != nil {
+					return fmt.Errorf("--verify-key: %w", err)
+				}
+				keys, err := sink.ParsePublicKeys(b)
+				if err != nil {
+					return fmt.Errorf("--verify-key: %w", err)
+				}
+				cfg.Verifier = &sink.RFC9421Verifier{Keys: keys, MaxAge: 5 * time.Minute}
 			}
 			if record != "" {
 				f, err := os.OpenFile(record, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -88,6 +99,7 @@ receives as a JSON line (API keys redacted).`,
 	f.StringVar(&record, "record", "", "append every request as a JSON line to this file")
 	f.StringVar(&prefix, "path-prefix", "", "path prefix before /webhooks/..., e.g. /v1")
 	f.StringVar(&keyEnv, "api-key-env", "", "environment variable holding the expected API key (default: any key accepted)")
+	f.StringVar(&verifyKey, "verify-key", "", "verify RFC 9421 signatures with these public keys (a JWK, a JWK set or a UCP signing_keys object)")
 	f.DurationVar(&latency, "latency", 0, "delay every answer")
 	f.Float64Var(&failRate, "fail-rate", 0, "fraction of requests answered with --fail-status")
 	f.IntVar(&failStatus, "fail-status", http.StatusServiceUnavailable, "status of injected failures")

@@ -2,7 +2,9 @@ package sink
 
 import (
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dunglas/httpsfv"
+	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
@@ -112,4 +115,42 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// ParsePublicKeys reads the merchant's public signing keys: one JWK (as `ucprelay keys
+// generate` prints it), a JWK set ({"keys": [...]}), or a UCP profile's signing_keys
+// object ({"signing_keys": [...]}). Every key needs a kid and must be P-256.
+func ParsePublicKeys(data []byte) (map[string]*ecdsa.PublicKey, error) {
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("sink: public keys: %w", err)
+	}
+	if sk, ok := probe["signing_keys"]; ok {
+		data = []byte(`{"keys":` + string(sk) + `}`)
+	}
+	set, err := jwk.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("sink: public keys: %w", err)
+	}
+	out := map[string]*ecdsa.PublicKey{}
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		kid, ok := k.KeyID()
+		if !ok || kid == "" {
+			return nil, fmt.Errorf("sink: public key %d has no kid", i)
+		}
+		pk, err := jwk.PublicKeyOf(k)
+		if err != nil {
+			return nil, fmt.Errorf("sink: public key %q: %w", kid, err)
+		}
+		var pub ecdsa.PublicKey
+		if err := jwk.Export(pk, &pub); err != nil || pub.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("sink: public key %q is not a P-256 EC key", kid)
+		}
+		out[kid] = &pub
+	}
+	if len(out) == 0 {
+		return nil, errors.New("sink: no public keys")
+	}
+	return out, nil
 }
