@@ -18,9 +18,9 @@ import (
 func (a *app) sinkCmd() *cobra.Command {
 	var (
 		addr, version, record, prefix, keyEnv, verifyKey string
-		latency                               time.Duration
-		failRate                              float64
-		failStatus                            int
+		latency                                          time.Duration
+		failRate                                         float64
+		failStatus                                       int
 	)
 	cmd := &cobra.Command{
 		Use:   "sink",
