@@ -137,13 +137,6 @@ func (r *Replica) Start(ctx context.Context) error {
 	return nil
 }
 
-// Running reports whether the process is alive.
-func (r *Replica) Running() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.cmd != nil
-}
-
 // Kill sends SIGKILL and waits for the process to end.
 func (r *Replica) Kill() { _ = r.signal(syscall.SIGKILL, 0) }
 
@@ -173,16 +166,6 @@ func (r *Replica) signal(sig syscall.Signal, grace time.Duration) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.err
-}
-
-// Exited returns the exit error once the process ended by itself, and ok=false while it runs.
-func (r *Replica) Exited() (err error, ok bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd != nil {
-		return nil, false
-	}
-	return r.err, true
 }
 
 // Workload is a generated set of order lifecycles.

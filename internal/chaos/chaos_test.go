@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +25,6 @@ import (
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
-	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
 	"github.com/ucprelay/ucprelay/pkg/ucpschema"
 )
 
@@ -163,15 +161,9 @@ func (w *world) produce(ctx context.Context, evs []orderevents.Event, chunks int
 }
 
 func (w *world) setOracle(wl chaos.Workload) {
-	w.oracle = make(map[string][]byte, len(wl.ByOrder))
-	for id, evs := range wl.ByOrder {
-		s, err := fold.Fold(evs)
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		if w.oracle[id], err = ucp.Marshal(s.Order, ucp.V20260408, ucp.Envelope{}); err != nil {
-			w.t.Fatal(err)
-		}
+	var err error
+	if w.oracle, err = chaos.Oracle(wl.ByOrder); err != nil {
+		w.t.Fatal(err)
 	}
 }
 
@@ -182,7 +174,7 @@ func (w *world) converged(ctx context.Context) {
 		missing, sample := 0, ""
 		for id, body := range w.oracle {
 			d, ok := w.snk.Latest(id)
-			if !ok || !jsonEqual(d.Body, body) {
+			if !ok || !chaos.SameJSON(d.Body, body) {
 				missing++
 				sample = id
 			}
@@ -270,14 +262,6 @@ func (w *world) verify(ctx context.Context, wl chaos.Workload) {
 	}
 	w.mu.Unlock()
 	w.t.Logf("orders %d, events %d, sink %+v, %d requests logged", len(wl.ByOrder), wl.Events(), st, n)
-}
-
-func jsonEqual(a, b []byte) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	return reflect.DeepEqual(x, y)
 }
 
 // The chaos tests run one after the other, not in parallel: each starts several relay
@@ -452,7 +436,7 @@ func TestPartitionGrowthRealKafka(t *testing.T) {
 		t.Fatalf("state inspect output: %v\n%s", err, out)
 	}
 	evs := wl.ByOrder[id]
-	if in.Version != int64(len(evs)) || in.Acked.Version != in.Version || len(in.Events) != len(evs) || !jsonEqual(in.Snapshot, w.oracle[id]) {
+	if in.Version != int64(len(evs)) || in.Acked.Version != in.Version || len(in.Events) != len(evs) || !chaos.SameJSON(in.Snapshot, w.oracle[id]) {
 		t.Fatalf("state inspect %s:\n%s", id, out)
 	}
 }

@@ -2,11 +2,9 @@ package relay_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http/httptest"
-	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ucprelay/ucprelay/internal/chaos"
 	"github.com/ucprelay/ucprelay/internal/deadletter"
 	"github.com/ucprelay/ucprelay/internal/kafkatest"
 	"github.com/ucprelay/ucprelay/internal/relay"
@@ -24,7 +23,6 @@ import (
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
-	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
 	"github.com/ucprelay/ucprelay/pkg/ucpschema"
 	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
@@ -155,15 +153,9 @@ func (e *env) produce(ctx context.Context, evs ...orderevents.Event) {
 // oracle folds each order's events into the body the partner must end up with.
 func oracle(t testing.TB, events map[string][]orderevents.Event) map[string][]byte {
 	t.Helper()
-	out := make(map[string][]byte, len(events))
-	for id, evs := range events {
-		s, err := fold.Fold(evs)
-		if err != nil {
-			t.Fatalf("oracle %s: %v", id, err)
-		}
-		if out[id], err = ucp.Marshal(s.Order, ucp.V20260408, ucp.Envelope{}); err != nil {
-			t.Fatal(err)
-		}
+	out, err := chaos.Oracle(events)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -176,7 +168,7 @@ func (e *env) waitConverged(ctx context.Context, want map[string][]byte) {
 		missing = ""
 		for id, body := range want {
 			d, ok := e.snk.Latest(id)
-			if !ok || !jsonEqual(d.Body, body) {
+			if !ok || !chaos.SameJSON(d.Body, body) {
 				missing = id
 				break
 			}
@@ -191,14 +183,6 @@ func (e *env) waitConverged(ctx context.Context, want map[string][]byte) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-func jsonEqual(a, b []byte) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	return reflect.DeepEqual(x, y)
 }
 
 // readState restores every partition of the state topic.
