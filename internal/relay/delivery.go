@@ -42,7 +42,8 @@ type Outcome struct {
 	Job Job
 	// Status is the partner's 2xx answer when delivered.
 	Status int
-	// Superseded: a newer snapshot of the order replaced this one before it was sent (P2).
+	// Superseded: a newer snapshot of the order replaced this one before it was sent, or
+	// while it waited for a retry (P2).
 	Superseded bool
 	// Failed: the job will not be delivered; Reason, Err, Attempts, First and Last say why.
 	Failed       bool
@@ -55,6 +56,8 @@ type Outcome struct {
 	// Abandoned is when the last attempt that got no answer (timeout, reset) started:
 	// the partner may still process that request, so the order's next snapshot waits.
 	Abandoned time.Time
+
+	lastErr error // the last answer or failure from the partner itself
 }
 
 // queue delivers jobs with at most one POST in flight per order and latest-wins
@@ -76,7 +79,10 @@ type queue struct {
 	// quiet holds, per order, until when its next snapshot must wait: an attempt got no
 	// answer, and the partner may still process that request late.
 	quiet map[string]time.Time
-	wg    sync.WaitGroup
+	// credAlerted rate-limits the credential alert per partner.
+	credAlerted   map[string]time.Time
+	onCredentials func(partner string)
+	wg            sync.WaitGroup
 }
 
 // orderLine is an order's position in the queue: the job in flight and the one waiting.
@@ -91,6 +97,7 @@ func newQueue(cfg *Config, snd Sender, breakers map[string]*breaker, done func(O
 	return &queue{
 		cfg: cfg, snd: snd, breakers: breakers, log: cfg.Logger, done: done,
 		slots: make(chan struct{}, cfg.MaxInFlight), orders: map[string]*orderLine{}, quiet: map[string]time.Time{},
+		credAlerted: map[string]time.Time{},
 	}
 }
 
@@ -191,20 +198,34 @@ func (q *queue) finishOrder(ctx context.Context, j Job) {
 // wait returns when every submitted job has reported its outcome.
 func (q *queue) wait() { q.wg.Wait() }
 
-// deliver makes the attempts of one job: retries with backoff, honouring Retry-After;
-// while the partner's breaker is open it waits without spending the job's retry budget
-// (P6), up to the hold time.
+// deliver makes the attempts of one job: retries with backoff, honouring Retry-After,
+// within the attempt budget (MaxAttempts) and the time budget (MaxRetryTime). While the
+// partner's endpoint is down (breaker open, or failing while it probes) or rejects our
+// credentials (401/403, endpoint-wide), the job waits without spending either budget
+// (P6), up to the hold time; then it fails with reason circuit_open or
+// credentials_rejected.
 func (q *queue) deliver(ctx context.Context, j Job) Outcome {
 	out := Outcome{Job: j}
 	partner := q.cfg.Partners[j.Partner]
 	cb := q.breakers[j.Partner]
 	log := q.log.With("order_id", j.OrderID, "partner", j.Partner)
-	var waitingSince time.Time
-	var err error
-	for out.Attempts < q.cfg.MaxAttempts {
-		if q.lease != nil && q.lease.wait(ctx) != nil {
-			out.Failed, out.Err = true, ctx.Err()
+	var (
+		waitingSince time.Time     // when the current wait on the endpoint began
+		spent        time.Duration // time spent on attempts and backoff, not on waits
+		credRetries  int           // credential failures in a row, to space their probes
+		tries        int           // attempts that spent the retry budget
+		err          error
+	)
+	fail := func() Outcome { out.Failed, out.Err = true, ctx.Err(); return out }
+	for tries < q.cfg.MaxAttempts && spent < q.cfg.MaxRetryTime {
+		if q.newerWaiting(j.OrderID) {
+			// A newer snapshot of the order arrived while this one waited to be retried:
+			// send that one instead (P2, latest wins); it carries the whole order.
+			out.Superseded = true
 			return out
+		}
+		if q.lease != nil && q.lease.wait(ctx) != nil {
+			return fail()
 		}
 		var resp webhook.Response
 		started := time.Now()
@@ -214,28 +235,44 @@ func (q *queue) deliver(ctx context.Context, j Job) Outcome {
 			out.Abandoned = started
 		}
 		if ctx.Err() != nil {
-			out.Failed, out.Err = true, ctx.Err()
-			return out
+			return fail()
 		}
-		endpointDown := errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) ||
-			err != nil && webhook.Classify(err) != webhook.Permanent && cb.State() != gobreaker.StateClosed
-		if endpointDown {
+		class := webhook.Classify(err)
+		rejected := errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests)
+		if rejected || class == webhook.Credentials || class == webhook.Retryable && cb.State() != gobreaker.StateClosed {
+			if !rejected {
+				out.Attempts++
+				out.Last = time.Now()
+				if out.First.IsZero() {
+					out.First = out.Last
+				}
+				out.HTTPStatus = statusOf(err)
+				out.lastErr = err
+			}
 			if waitingSince.IsZero() {
 				waitingSince = time.Now()
-				log.Warn("circuit open; delivery waits", "hold", q.cfg.Breaker.Hold)
+				log.Warn("partner endpoint down; delivery waits", "hold", q.cfg.Breaker.Hold, "err", err)
 			}
 			out.WaitedOnOpen = true
 			if time.Since(waitingSince) >= q.cfg.Breaker.Hold {
 				break
 			}
-			if sleep(ctx, q.cfg.Breaker.Poll) != nil {
-				out.Failed, out.Err = true, ctx.Err()
-				return out
+			pause := q.cfg.Breaker.Poll
+			if class == webhook.Credentials {
+				// Feed the breaker, but do not hammer the partner with a key it refuses
+				// while the breaker still counts up to its trip.
+				q.alertCredentials(j.Partner, err)
+				pause = max(pause, q.cfg.Backoff.Delay(credRetries, nil))
+				credRetries++
+			}
+			if sleep(ctx, pause) != nil {
+				return fail()
 			}
 			continue
 		}
-		waitingSince = time.Time{}
+		waitingSince, credRetries = time.Time{}, 0
 		out.Attempts++
+		tries++
 		if err == nil {
 			out.Status = resp.Status
 			log.Debug("delivered", "status", resp.Status, "attempts", out.Attempts)
@@ -245,32 +282,72 @@ func (q *queue) deliver(ctx context.Context, j Job) Outcome {
 		if out.First.IsZero() {
 			out.First = out.Last
 		}
-		if webhook.Classify(err) == webhook.Permanent {
+		out.HTTPStatus, out.lastErr = statusOf(err), err
+		spent += out.Last.Sub(started)
+		if class == webhook.Permanent {
 			break
 		}
-		if out.Attempts < q.cfg.MaxAttempts {
-			d := q.cfg.Backoff.Delay(out.Attempts-1, err)
+		if tries < q.cfg.MaxAttempts {
+			d := min(q.cfg.Backoff.Delay(tries-1, err), max(q.cfg.MaxRetryTime-spent, 0))
 			log.Info("delivery failed; retrying", "attempt", out.Attempts, "in", d, "err", err)
 			if sleep(ctx, d) != nil {
-				out.Failed, out.Err = true, ctx.Err()
-				return out
+				return fail()
 			}
+			spent += d
 		}
 	}
-	out.Failed, out.Err = true, err
+	out.Failed, out.Err = true, out.lastErr
+	if out.Err == nil {
+		out.Err = err
+	}
 	switch {
+	case !waitingSince.IsZero() && webhook.Classify(out.lastErr) == webhook.Credentials:
+		out.Reason = ReasonCredentials
 	case !waitingSince.IsZero():
 		out.Reason = ReasonCircuitOpen
-	case webhook.Classify(err) == webhook.Permanent:
+	case webhook.Classify(out.lastErr) == webhook.Permanent:
 		out.Reason = ReasonRejected
-	case webhook.Classify(err) == webhook.Credentials:
-		out.Reason = ReasonCredentials
 	default:
 		out.Reason = ReasonRetriesExhausted
 	}
+	return out
+}
+
+// newerWaiting reports whether a newer snapshot of the order waits behind the one being
+// delivered.
+func (q *queue) newerWaiting(order string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	line := q.orders[order]
+	return line != nil && line.waiting != nil
+}
+
+// statusOf returns the HTTP status an error carries, 0 for none.
+func statusOf(err error) int {
 	var se *webhook.StatusError
 	if errors.As(err, &se) {
-		out.HTTPStatus = se.Status
+		return se.Status
 	}
-	return out
+	return 0
+}
+
+// alertCredentials reports a partner rejecting our credentials or signature: an
+// endpoint-wide fault an operator must fix, logged at error level at most once a minute
+// per partner and counted.
+func (q *queue) alertCredentials(partner string, err error) {
+	if q.onCredentials != nil {
+		q.onCredentials(partner)
+	}
+	q.mu.Lock()
+	last := q.credAlerted[partner]
+	now := time.Now()
+	due := now.Sub(last) >= time.Minute
+	if due {
+		q.credAlerted[partner] = now
+	}
+	q.mu.Unlock()
+	if due {
+		q.log.Error("partner rejects our credentials or signature: check the API key and signing key; deliveries wait and are not dead-lettered before the hold",
+			"partner", partner, "hold", q.cfg.Breaker.Hold, "err", err)
+	}
 }

@@ -184,8 +184,9 @@ func waitFor(t *testing.T, cond func() bool) {
 
 // P2 with requests that got no answer: the partner may still process an abandoned
 // request late, so the order's next, newer snapshot waits ResendSettle after it, while
-// the retry of the same snapshot goes at once. Order "w" has its newer snapshot waiting
-// behind the abandoned one; order "l" gets its newer snapshot only after the first is done.
+// the retry of the same snapshot goes at once. Order "w" gets its newer snapshot while
+// the abandoned one waits to be retried (the newer one replaces it); order "l" gets its
+// newer snapshot only after the first is done.
 func TestQueueNewerSnapshotWaitsAfterAbandonedAttempt(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
@@ -206,8 +207,9 @@ func TestQueueNewerSnapshotWaitsAfterAbandonedAttempt(t *testing.T) {
 	q.cfg.ResendSettle = settle
 	start := time.Now()
 	q.submit(context.Background(), job("w", 1))
-	q.submit(context.Background(), job("w", 2))
 	q.submit(context.Background(), job("l", 1))
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return failed["w"] })
+	q.submit(context.Background(), job("w", 2))
 	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); _, ok := sentAt["l@1"]; return ok && failed["l"] })
 	for time.Since(start) < 50*time.Millisecond {
 		time.Sleep(5 * time.Millisecond)
@@ -221,7 +223,7 @@ func TestQueueNewerSnapshotWaitsAfterAbandonedAttempt(t *testing.T) {
 			t.Errorf("%s went %s after the abandoned attempt, want >= %s", k, got, settle)
 		}
 	}
-	if got := sentAt["w@1"].Sub(start); got >= settle {
+	if got := sentAt["l@1"].Sub(start); got >= settle {
 		t.Errorf("the retry of the abandoned snapshot itself waited %s", got)
 	}
 }

@@ -18,6 +18,7 @@ type instruments struct {
 	deadLettered   metric.Int64Counter
 	delivered      metric.Int64Counter
 	consumed       metric.Int64Counter
+	credentials    metric.Int64Counter
 }
 
 func newInstruments() instruments {
@@ -34,6 +35,8 @@ func newInstruments() instruments {
 		metric.WithDescription("Snapshots acknowledged by partners, by partner."))
 	in.consumed, _ = m.Int64Counter("ucprelay.events.consumed",
 		metric.WithDescription("Input records committed."))
+	in.credentials, _ = m.Int64Counter("ucprelay.delivery.credential_failures",
+		metric.WithDescription("Answers 401/403 by partner: the partner refuses our API key or signature; alert on any."))
 	return in
 }
 

@@ -74,6 +74,9 @@ type Config struct {
 	DefaultPartner string
 	// MaxAttempts bounds delivery attempts per snapshot. Default 8.
 	MaxAttempts int
+	// MaxRetryTime bounds the time one snapshot spends on attempts and backoff, not
+	// counting waits on a down endpoint. Default 5m.
+	MaxRetryTime time.Duration
 	// MaxInFlight bounds the POSTs in flight at once, across orders. Default 64.
 	MaxInFlight int
 	// MaxPending bounds the orders with a snapshot waiting for delivery; above it the
@@ -139,6 +142,7 @@ func (c *Config) validate() error {
 		}
 	}
 	setDefault(&c.MaxAttempts, 8)
+	setDefault(&c.MaxRetryTime, 5*time.Minute)
 	setDefault(&c.MaxInFlight, 64)
 	setDefault(&c.MaxPending, 10000)
 	setDefault(&c.Workers, runtime.GOMAXPROCS(0))
@@ -225,6 +229,7 @@ type Stats struct {
 	Consumed, Duplicates, Forwarded, DeadLettered      int64
 	Snapshots, Delivered, Superseded, Resent, Restored int64
 	Transactions, Aborted                              int64
+	CredentialFailures                                 int64
 	Pending                                            int64
 	Paused                                             bool
 }
@@ -233,6 +238,7 @@ type counters struct {
 	consumed, duplicates, forwarded, deadLettered      atomic.Int64
 	snapshots, delivered, superseded, resent, restored atomic.Int64
 	transactions, aborted                              atomic.Int64
+	credentialFailures                                 atomic.Int64
 	pending                                            atomic.Int64
 	paused                                             atomic.Bool
 }
@@ -291,6 +297,10 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 		r.breakers[id] = r.cfg.newBreaker(id)
 	}
 	r.q = newQueue(&r.cfg, snd, r.breakers, r.onOutcome)
+	r.q.onCredentials = func(partner string) {
+		r.stats.credentialFailures.Add(1)
+		r.metrics.add(context.Background(), r.metrics.credentials, 1, attribute.String("partner", partner))
+	}
 	r.lease = newLease(cfg.SessionTimeout)
 	r.q.lease = r.lease
 	opts := append([]kgo.Opt{}, kafkaOpts...)
@@ -337,7 +347,7 @@ func (r *Relay) Stats() Stats {
 		Consumed: c.consumed.Load(), Duplicates: c.duplicates.Load(), Forwarded: c.forwarded.Load(),
 		DeadLettered: c.deadLettered.Load(), Snapshots: c.snapshots.Load(), Delivered: c.delivered.Load(),
 		Superseded: c.superseded.Load(), Resent: c.resent.Load(), Restored: c.restored.Load(),
-		Transactions: c.transactions.Load(), Aborted: c.aborted.Load(), Pending: c.pending.Load(), Paused: c.paused.Load(),
+		Transactions: c.transactions.Load(), Aborted: c.aborted.Load(), CredentialFailures: c.credentialFailures.Load(), Pending: c.pending.Load(), Paused: c.paused.Load(),
 	}
 }
 
