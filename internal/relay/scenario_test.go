@@ -119,7 +119,7 @@ func newScenario(t *testing.T, v *ucpschema.Validator, body []byte, sinkKey, sen
 	}
 	cfg := &Config{InputTopic: "i", StateTopic: "s", TransactionalID: "t", Group: "g", DeadLetterTopic: "d",
 		MaxAttempts: 5, Backoff: webhook.Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second, MaxRetryAfter: time.Minute},
-		Breaker: BreakerConfig{FailuresToTrip: 5, OpenFor: 5 * time.Second, Hold: 5 * time.Minute, Poll: 250 * time.Millisecond},
+		Breaker:  BreakerConfig{FailuresToTrip: 5, OpenFor: 5 * time.Second, Hold: 5 * time.Minute, Poll: 250 * time.Millisecond},
 		Partners: map[string]Partner{"p": {Endpoint: webhook.Endpoint{Partner: "p", BaseURL: "http://sink.test", APIKey: webhook.NewSecret(sentKey)}}}}
 	if tune != nil {
 		tune(cfg)
@@ -196,8 +196,8 @@ func TestSinkScenarios(t *testing.T) {
 		name    string
 		sentKey string // default: the key the sink wants
 		tune    func(*Config)
-		setup func(*scenario)
-		check func(*testing.T, *scenario, Outcome)
+		setup   func(*scenario)
+		check   func(*testing.T, *scenario, Outcome)
 	}{{
 		name:  "500,500,200 is delivered on the third attempt",
 		setup: func(sc *scenario) { sc.snk.Script(sink.Fault{Status: 500}, sink.Fault{Status: 500}) },
@@ -236,8 +236,10 @@ func TestSinkScenarios(t *testing.T) {
 			}
 		},
 	}, {
-		name:  "422 is permanent: dead-lettered at once with the status and the answer",
-		setup: func(sc *scenario) { sc.snk.Script(sink.Fault{Status: 422, Body: `{"error":"line_items[0].quantity invalid"}`}) },
+		name: "422 is permanent: dead-lettered at once with the status and the answer",
+		setup: func(sc *scenario) {
+			sc.snk.Script(sink.Fault{Status: 422, Body: `{"error":"line_items[0].quantity invalid"}`})
+		},
 		check: func(t *testing.T, sc *scenario, o Outcome) {
 			if !o.Failed || o.Reason != ReasonRejected || o.Attempts != 1 || o.HTTPStatus != 422 || sc.snk.Stats().Received != 1 {
 				t.Errorf("outcome %+v, sink %+v", o, sc.snk.Stats())
