@@ -87,9 +87,12 @@ func (a *app) buildRelay(ctx context.Context, cfg *config.Config, hooks func(*re
 		Partners:        map[string]relay.Partner{},
 		DefaultPartner:  cfg.DefaultPartner,
 		MaxAttempts:     cfg.Delivery.MaxAttempts,
-		Backoff:         cfg.Backoff(),
-		RelayVersion:    buildinfo.String(),
-		Logger:          log,
+		MaxRetryTime:    cfg.Delivery.MaxRetryTime,
+		Breaker: relay.BreakerConfig{FailuresToTrip: cfg.Delivery.Breaker.FailuresToTrip,
+			OpenFor: cfg.Delivery.Breaker.OpenFor, Hold: cfg.Delivery.Breaker.Hold},
+		Backoff:      cfg.Backoff(),
+		RelayVersion: buildinfo.String(),
+		Logger:       log,
 	}
 	for id := range cfg.Partners {
 		ep, err := cfg.Endpoint(id)
@@ -105,6 +108,9 @@ func (a *app) buildRelay(ctx context.Context, cfg *config.Config, hooks func(*re
 		}
 		if ep.Signer, err = cfg.Signer(id); err != nil {
 			return nil, err
+		}
+		if ep.Client, err = cfg.HTTPClient(id); err != nil {
+			return nil, fmt.Errorf("config: partners.%s.ca_file: %w", id, err)
 		}
 		rc.Partners[id] = relay.Partner{Endpoint: ep, Version: v, RFC3339Timestamps: cfg.Partners[id].TimestampFormat == "rfc3339"}
 		rc.Secrets = append(rc.Secrets, ep.APIKey.Reveal())

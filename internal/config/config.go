@@ -6,8 +6,11 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -101,6 +104,9 @@ type Partner struct {
 	APIKeyQuery string `koanf:"api_key_query"`
 	// Signing signs each request (2026-04-08: RFC 9421 with ES256). Optional.
 	Signing Signing `koanf:"signing"`
+	// CAFile is a PEM bundle of the certificate authorities trusted for this partner's
+	// HTTPS endpoint, instead of the system roots (a private CA, a test partner).
+	CAFile string `koanf:"ca_file"`
 	// TimestampFormat of the Webhook-Timestamp header: unix (seconds, the UCP OpenAPI's
 	// type; default) or rfc3339 (Google's example).
 	TimestampFormat string `koanf:"timestamp_format"`
@@ -131,8 +137,25 @@ type Delivery struct {
 	BackoffMax time.Duration `koanf:"backoff_max"`
 	// MaxRetryAfter caps a partner's Retry-After. Default 5m.
 	MaxRetryAfter time.Duration `koanf:"max_retry_after"`
+	// MaxRetryTime bounds the time one snapshot spends on attempts and backoff before it
+	// is dead-lettered (retries_exhausted); waits on a down endpoint do not count. Default 5m.
+	MaxRetryTime time.Duration `koanf:"max_retry_time"`
 	// MaxPending bounds the orders waiting for delivery; above it fetching pauses. Default 10000.
 	MaxPending int `koanf:"max_pending"`
+	// Breaker configures each partner endpoint's circuit breaker.
+	Breaker Breaker `koanf:"breaker"`
+}
+
+// Breaker is the circuit breaker of each partner endpoint (P6).
+type Breaker struct {
+	// FailuresToTrip opens the breaker after this many consecutive failures (5xx, 429,
+	// timeouts, connection errors, 401/403; not other 4xx). Default 5.
+	FailuresToTrip uint32 `koanf:"failures_to_trip"`
+	// OpenFor is how long it stays open before one probe goes through. Default 10s.
+	OpenFor time.Duration `koanf:"open_for"`
+	// Hold is how long a delivery waits on a down endpoint before it is dead-lettered
+	// (circuit_open, or credentials_rejected after 401/403). Default 10m.
+	Hold time.Duration `koanf:"hold"`
 }
 
 // Log configures slog.
@@ -148,7 +171,8 @@ func Defaults() Config {
 		Kafka: Kafka{ClientID: "ucprelay", Group: "ucprelay", StateTopic: "ucprelay.state", DeadLetterTopic: "ucprelay.dlq", Partitioner: keys.Murmur2,
 			SessionTimeout: 45 * time.Second},
 		Delivery: Delivery{
-			MaxAttempts: 8, AttemptTimeout: 10 * time.Second, MaxPending: 10000,
+			MaxAttempts: 8, AttemptTimeout: 10 * time.Second, MaxRetryTime: 5 * time.Minute, MaxPending: 10000,
+			Breaker:        Breaker{FailuresToTrip: 5, OpenFor: 10 * time.Second, Hold: 10 * time.Minute},
 			BackoffInitial: b.Initial, BackoffMax: b.Max, MaxRetryAfter: b.MaxRetryAfter,
 		},
 		Log: Log{Level: "info"},
@@ -298,6 +322,9 @@ func (c *Config) Validate() error {
 				bad(key+".signing", "set both key_file and key_id")
 			}
 		}
+		if _, err := c.HTTPClient(id); err != nil {
+			bad(key+".ca_file", "%v", err)
+		}
 		if p.APIKeyHeader != "" && p.APIKeyQuery != "" {
 			bad(key, "set api_key_header or api_key_query, not both")
 		}
@@ -313,6 +340,12 @@ func (c *Config) Validate() error {
 	}
 	if d.AttemptTimeout <= 0 {
 		bad("delivery.attempt_timeout", "must be a positive duration such as 10s")
+	}
+	if d.MaxRetryTime <= 0 {
+		bad("delivery.max_retry_time", "must be a positive duration such as 5m")
+	}
+	if b := d.Breaker; b.FailuresToTrip < 1 || b.OpenFor <= 0 || b.Hold <= 0 {
+		bad("delivery.breaker", "failures_to_trip must be at least 1, open_for and hold positive durations such as 10s and 10m")
 	}
 	if err := c.Backoff().Validate(); err != nil {
 		bad("delivery.backoff_initial", "%v", err)
@@ -363,6 +396,27 @@ func (c *Config) Endpoint(partner string) (webhook.Endpoint, error) {
 		return webhook.Endpoint{}, err
 	}
 	return ep, nil
+}
+
+// HTTPClient returns the HTTP client for a partner with a ca_file: the default transport
+// trusting only those authorities. It returns nil when the partner uses the shared
+// client and the system roots.
+func (c *Config) HTTPClient(partner string) (*http.Client, error) {
+	f := c.Partners[partner].CAFile
+	if f == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(f)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", f)
+	}
+	t := webhook.NewTransport()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: t}, nil
 }
 
 // Signer returns a partner's request signer, nil when it signs nothing.

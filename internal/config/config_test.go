@@ -1,6 +1,10 @@
 package config_test
 
 import (
+	"context"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ucprelay/ucprelay/internal/config"
+	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
 
 const file = `
@@ -100,11 +105,15 @@ partners:
     base_url: "ftp://x"
     ucp_version: "2025-01-01"
     timestamp_format: iso
+    ca_file: /nonexistent-ca.pem
     signing:
       key_file: /k.pem
 delivery:
   max_attempts: 0
   attempt_timeout: 5s
+  max_retry_time: -1s
+  breaker:
+    failures_to_trip: 0
 log:
   level: loud
 `)
@@ -114,12 +123,63 @@ log:
 	}
 	for _, want := range []string{"kafka.brokers", "kafka.input_topic", "partners.google.base_url", "partners.google.ucp_version", "delivery.max_attempts", "log.level",
 		"delivery.attempt_timeout", "kafka.partitioner", "kafka.group_protocol",
-		"partners.google.timestamp_format", "partners.google.signing"} {
+		"partners.google.timestamp_format", "partners.google.signing", "partners.google.ca_file",
+		"delivery.max_retry_time", "delivery.breaker"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}
 	}
 	if _, err := config.Load(config.Sources{File: "/nonexistent.yaml"}); err == nil {
 		t.Error("missing file accepted")
+	}
+}
+
+// A partner behind a private CA: with partners.<id>.ca_file the relay trusts that CA for
+// that partner; without it the system roots refuse the certificate, a retryable
+// transport error.
+func TestPartnerCAFile(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(config.Sources{File: write(t, `
+kafka: {brokers: [k:9092], input_topic: orders}
+partners:
+  private: {base_url: "`+srv.URL+`", ca_file: "`+ca+`"}
+  public: {base_url: "`+srv.URL+`"}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd, err := webhook.NewSender()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, wantOK := range map[string]bool{"private": true, "public": false} {
+		ep, err := c.Endpoint(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ep.Client, err = c.HTTPClient(id); err != nil {
+			t.Fatal(err)
+		}
+		_, err = snd.Send(context.Background(), &ep, webhook.Request{Body: []byte("{}")})
+		if gotOK := err == nil; gotOK != wantOK {
+			t.Errorf("partner %s: send error %v, want success %v", id, err, wantOK)
+		}
+		if err != nil && (webhook.Classify(err) != webhook.Retryable || !strings.Contains(err.Error(), "certificate")) {
+			t.Errorf("partner %s: %v classified %v", id, err, webhook.Classify(err))
+		}
+	}
+	notPEM := write(t, "not a certificate")
+	_, err = config.Load(config.Sources{File: write(t, `
+kafka: {brokers: [k:9092], input_topic: orders}
+partners: {p: {base_url: "https://x", ca_file: "`+notPEM+`"}}
+`)})
+	if err == nil || !strings.Contains(err.Error(), "partners.p.ca_file") {
+		t.Errorf("a ca_file without certificates: %v", err)
 	}
 }

@@ -39,6 +39,9 @@ type Endpoint struct {
 	APIKeyQuery string
 	// Signer, when set, signs each request over its final URL, headers and body bytes.
 	Signer Signer
+	// Client, when set, carries this endpoint's requests instead of the Sender's shared
+	// client: a partner whose certificate a private CA signed gets a transport trusting it.
+	Client *http.Client
 }
 
 // URL returns the endpoint's URL without credentials: safe to log.
@@ -168,8 +171,12 @@ func (s *Sender) Send(ctx context.Context, ep *Endpoint, req Request) (Response,
 			return Response{}, fmt.Errorf("webhook: sign request for partner %q: %w", ep.Partner, err)
 		}
 	}
+	client := s.client
+	if ep.Client != nil {
+		client = ep.Client
+	}
 	start := time.Now()
-	resp, err := s.client.Do(hr)
+	resp, err := client.Do(hr)
 	if err != nil {
 		return Response{}, &TransportError{Op: "post to partner " + ep.Partner, Err: stripURL(err)}
 	}
