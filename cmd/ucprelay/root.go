@@ -31,7 +31,7 @@ processed or delivered goes to a dead-letter topic.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&a.configFile, "config", "", "YAML configuration file (env UCPRELAY_* and flags override it)")
-	root.AddCommand(a.versionCmd(), a.runCmd(), a.sinkCmd(), a.demoCmd(), a.topicsCmd(), a.stateCmd(), a.keysCmd())
+	root.AddCommand(a.versionCmd(), a.runCmd(), a.sinkCmd(), a.demoCmd(), a.topicsCmd(), a.stateCmd(), a.keysCmd(), a.dlqCmd())
 	return root
 }
 

@@ -43,29 +43,30 @@ const maxErrorLen = 1024
 // Record is one dead-lettered item.
 type Record struct {
 	// OrderID is the record key.
-	OrderID string
+	OrderID string `json:"order_id"`
 	// Reason is a stable snake_case cause, e.g. "corrupt_payload", "http_5xx", "circuit_open".
-	Reason string
+	Reason string `json:"reason"`
 	// Stage is where it failed.
-	Stage Stage
+	Stage Stage `json:"stage"`
 	// SourceTopic, SourcePartition and SourceOffset locate the input record that led here.
-	SourceTopic     string
-	SourcePartition int32
-	SourceOffset    int64
+	SourceTopic     string `json:"source_topic"`
+	SourcePartition int32  `json:"source_partition"`
+	SourceOffset    int64  `json:"source_offset"`
 	// Partner is the partner id, when known.
-	Partner string
+	Partner string `json:"partner,omitempty"`
 	// HTTPStatus is the partner's last answer, 0 when there was none.
-	HTTPStatus int
+	HTTPStatus int `json:"http_status,omitempty"`
 	// Attempts is the number of delivery attempts made.
-	Attempts int
+	Attempts int `json:"attempts,omitempty"`
 	// FirstFailure and LastFailure bound the failures; zero when not a delivery failure.
-	FirstFailure, LastFailure time.Time
+	FirstFailure time.Time `json:"first_failure,omitzero"`
+	LastFailure  time.Time `json:"last_failure,omitzero"`
 	// Error is the error text. It is redacted by the writer before it is written.
-	Error string
+	Error string `json:"error,omitempty"`
 	// RelayVersion is the version of the ucprelay that wrote it.
-	RelayVersion string
+	RelayVersion string `json:"relay_version,omitempty"`
 	// Value is the original input bytes, or a JSON [Reference] for delivery failures.
-	Value []byte
+	Value []byte `json:"value"`
 }
 
 // Reference is the value of a delivery failure's record: which snapshot failed. Replay
@@ -178,4 +179,47 @@ func Redact(text string, max int, secrets ...string) string {
 		text = text[:max]
 	}
 	return text
+}
+
+// Headers of a record that `ucprelay dlq replay` wrote back to the input topic.
+const (
+	// HeaderReplayOf locates the dead-letter record replayed: "topic/partition@offset".
+	HeaderReplayOf = "ucprelay.replay-of"
+	// HeaderReplayKind says how the relay treats the replayed record.
+	HeaderReplayKind = "ucprelay.replay.kind"
+)
+
+// ReplayKind is how the relay treats a replayed record.
+type ReplayKind string
+
+const (
+	// ReplayEvent is an input event that failed to decode or fold, written back as it
+	// was: the relay processes it again like any event (an event it already holds is a
+	// duplicate and ignored).
+	ReplayEvent ReplayKind = "event"
+	// ReplayResend is a failed delivery: its value is the [Reference]; the relay resends
+	// the order's current snapshot unless the partner already has it (P2).
+	ReplayResend ReplayKind = "resend"
+)
+
+// ReplayKindOf returns the replay kind the headers carry, "" for an ordinary record.
+func ReplayKindOf(h []kgo.RecordHeader) ReplayKind {
+	for _, x := range h {
+		if x.Key == HeaderReplayKind {
+			return ReplayKind(x.Value)
+		}
+	}
+	return ""
+}
+
+// ParseReference reads the value of a delivery failure's record.
+func ParseReference(v []byte) (Reference, error) {
+	var r Reference
+	if err := json.Unmarshal(v, &r); err != nil {
+		return r, fmt.Errorf("deadletter: reference: %w", err)
+	}
+	if r.OrderID == "" {
+		return r, errors.New("deadletter: reference without order_id")
+	}
+	return r, nil
 }

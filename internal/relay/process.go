@@ -34,6 +34,7 @@ const (
 	ReasonRetriesExhausted  = "retries_exhausted"
 	ReasonCredentials       = "credentials_rejected"
 	ReasonCircuitOpen       = "circuit_open"
+	ReasonInvalidReplay     = "invalid_replay"
 	reasonUnclassifiedDecod = "decode_failed"
 	reasonUnclassifiedFold  = "fold_failed"
 )
@@ -235,21 +236,27 @@ func (r *Relay) processKey(ctx context.Context, b *batch, w *keyWork) error {
 		spanCtx trace.SpanContext
 		lastRec *kgo.Record
 	)
+	resend := false // a dead-letter replay asks for the order's current snapshot
 	for _, rec := range w.recs {
 		rctx, span := startRecordSpan(ctx, rec)
 		spanCtx = span.SpanContext()
 		lastRec = rec
-		d, ev, err := r.admit(rctx, b, rec, n, src)
+		a, err := r.admit(rctx, b, rec, n, src)
 		if err != nil {
 			span.SetStatus(codes.Error, err.Error())
 			span.End()
 			return err
 		}
 		span.End()
-		if d != nil {
-			b.deadLetter(r.dlq, *d)
+		if a.dead != nil {
+			b.deadLetter(r.dlq, *a.dead)
 			continue
 		}
+		if a.resend {
+			resend = true
+			continue
+		}
+		ev := a.ev
 		if ev == nil {
 			continue // forwarded
 		}
@@ -266,8 +273,12 @@ func (r *Relay) processKey(ctx context.Context, b *batch, w *keyWork) error {
 		newRecs[ev.ID] = rec
 	}
 	if len(news) == 0 {
+		if resend {
+			return r.resendCurrent(ctx, b, w, spanCtx, lastRec)
+		}
 		return nil
 	}
+	// With new events a replay needs nothing more: their snapshot is the current one.
 	m := merge(st.events, st.placed, news)
 	for _, rj := range m.rejected {
 		d := deadletter.Record{OrderID: w.key, Stage: deadletter.StageFold, Reason: reasonOf(rj.err, reasonUnclassifiedFold), Error: rj.err.Error()}
@@ -288,13 +299,21 @@ func (r *Relay) processKey(ctx context.Context, b *batch, w *keyWork) error {
 	return r.stage(ctx, b, w, st, m, spanCtx, lastRec)
 }
 
-// admit decodes and checks one record. It returns a dead-letter record for bad input,
-// nil event for a forwarded record, or the event. An error means neither could be done.
-func (r *Relay) admit(ctx context.Context, b *batch, rec *kgo.Record, n int32, src func(*kgo.Record) deadletter.Record) (*deadletter.Record, *orderevents.Event, error) {
-	fail := func(stage deadletter.Stage, reason, text string) (*deadletter.Record, *orderevents.Event, error) {
+// admission is what admit decided about one input record: dead-letter it, fold its
+// event, resend the order's current snapshot (a dead-letter replay of a delivery), or
+// nothing (forwarded to the order's partition).
+type admission struct {
+	dead   *deadletter.Record
+	ev     *orderevents.Event
+	resend bool
+}
+
+// admit decodes and checks one record. An error means nothing could be decided.
+func (r *Relay) admit(ctx context.Context, b *batch, rec *kgo.Record, n int32, src func(*kgo.Record) deadletter.Record) (admission, error) {
+	fail := func(stage deadletter.Stage, reason, text string) (admission, error) {
 		d := src(rec)
 		d.Stage, d.Reason, d.Error = stage, reason, text
-		return &d, nil, nil
+		return admission{dead: &d}, nil
 	}
 	if len(rec.Key) == 0 {
 		return fail(deadletter.StageDecode, ReasonMissingKey, "record has no key; the key must be the order id")
@@ -308,12 +327,19 @@ func (r *Relay) admit(ctx context.Context, b *batch, rec *kgo.Record, n int32, s
 				Key: HeaderForwardedFrom, Value: fmt.Appendf(nil, "%s/%d@%d", rec.Topic, rec.Partition, rec.Offset)})}
 		b.forward(fwd)
 		r.stats.forwarded.Add(1)
-		return nil, nil, nil
+		return admission{}, nil
+	}
+	if deadletter.ReplayKindOf(rec.Headers) == deadletter.ReplayResend {
+		ref, err := deadletter.ParseReference(rec.Value)
+		if err != nil || ref.OrderID != string(rec.Key) {
+			return fail(deadletter.StageDecode, ReasonInvalidReplay, fmt.Sprintf("replay of a delivery failure needs a reference to order %q: %v", rec.Key, err))
+		}
+		return admission{resend: true}, nil
 	}
 	ev, err := r.decode(ctx, rec)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
+			return admission{}, ctx.Err()
 		}
 		return fail(deadletter.StageDecode, reasonOf(err, reasonUnclassifiedDecod), err.Error())
 	}
@@ -325,7 +351,36 @@ func (r *Relay) admit(ctx context.Context, b *batch, rec *kgo.Record, n int32, s
 			return fail(deadletter.StageFold, ReasonUnknownPartner, fmt.Sprintf("event %s names partner %q, which is not configured", ev.ID, ev.PartnerID))
 		}
 	}
-	return nil, &ev, nil
+	return admission{ev: &ev}, nil
+}
+
+// resendCurrent answers a replay of a failed delivery: it queues the order's current
+// snapshot with a new envelope, unless the partner already acknowledged it or it is on
+// its way, so the partner never gets the stale snapshot that failed (P2) and replaying
+// twice is harmless.
+func (r *Relay) resendCurrent(ctx context.Context, b *batch, w *keyWork, sc trace.SpanContext, last *kgo.Record) error {
+	st, err := r.loadState(ctx, w.key, w.sp.value(w.key))
+	if err != nil {
+		return fmt.Errorf("relay: state of order %s: %w", w.key, err)
+	}
+	cur := int64(len(st.events))
+	switch {
+	case !st.placed:
+		r.log.Info("replay: order has no placed state here; nothing to resend", "order_id", w.key)
+		r.stats.replaySkipped.Add(1)
+		return nil
+	case st.rec.Acked.Version >= cur, st.rec.Pending.Version >= cur:
+		r.log.Info("replay: the order's current snapshot is already acknowledged or on its way", "order_id", w.key,
+			"version", cur, "acked", st.rec.Acked.Version, "pending", st.rec.Pending.Version)
+		r.stats.replaySkipped.Add(1)
+		return nil
+	}
+	snap, err := fold.Fold(st.events)
+	if err != nil {
+		return fmt.Errorf("relay: order %s: stored events no longer fold: %w", w.key, err)
+	}
+	r.stats.replayed.Add(1)
+	return r.stage(ctx, b, w, st, merged{events: st.events, snap: snap}, sc, last)
 }
 
 func hasEvent(evs []orderevents.Event, id string) bool {

@@ -230,8 +230,11 @@ type Stats struct {
 	Snapshots, Delivered, Superseded, Resent, Restored int64
 	Transactions, Aborted                              int64
 	CredentialFailures                                 int64
-	Pending                                            int64
-	Paused                                             bool
+	// Replayed counts dead-letter replays that resent an order's current snapshot;
+	// ReplaySkipped those that found it acknowledged or on its way already.
+	Replayed, ReplaySkipped int64
+	Pending                 int64
+	Paused                  bool
 }
 
 type counters struct {
@@ -239,6 +242,7 @@ type counters struct {
 	snapshots, delivered, superseded, resent, restored atomic.Int64
 	transactions, aborted                              atomic.Int64
 	credentialFailures                                 atomic.Int64
+	replayed, replaySkipped                            atomic.Int64
 	pending                                            atomic.Int64
 	paused                                             atomic.Bool
 }
@@ -347,7 +351,8 @@ func (r *Relay) Stats() Stats {
 		Consumed: c.consumed.Load(), Duplicates: c.duplicates.Load(), Forwarded: c.forwarded.Load(),
 		DeadLettered: c.deadLettered.Load(), Snapshots: c.snapshots.Load(), Delivered: c.delivered.Load(),
 		Superseded: c.superseded.Load(), Resent: c.resent.Load(), Restored: c.restored.Load(),
-		Transactions: c.transactions.Load(), Aborted: c.aborted.Load(), CredentialFailures: c.credentialFailures.Load(), Pending: c.pending.Load(), Paused: c.paused.Load(),
+		Transactions: c.transactions.Load(), Aborted: c.aborted.Load(), CredentialFailures: c.credentialFailures.Load(),
+		Replayed: c.replayed.Load(), ReplaySkipped: c.replaySkipped.Load(), Pending: c.pending.Load(), Paused: c.paused.Load(),
 	}
 }
 
