@@ -144,7 +144,9 @@ where it stopped; --from-start reads the whole topic again.`,
 			rc := deadletter.ReplayConfig{
 				KafkaOpts: cfg.KafkaOpts(), Topic: cfg.Kafka.DeadLetterTopic, InputTopic: cfg.Kafka.InputTopic,
 				Partitioner: cfg.Kafka.Partitioner, Filter: f, Group: group, FromStart: fromStart, DryRun: dryRun, Rate: rate,
-				Progress: func(s deadletter.ReplayStats) { bar.show(s.Position, s.Span, fmt.Sprintf("%d records read, %d replayed", s.Scanned, s.Replayed)) },
+				Progress: func(s deadletter.ReplayStats) {
+					bar.show(s.Position, s.Span, fmt.Sprintf("%d records read, %d replayed", s.Scanned, s.Replayed))
+				},
 			}
 			if dryRun {
 				rc.OnRecord = func(r deadletter.Record) {
@@ -197,7 +199,9 @@ func printSummary(w io.Writer, s *deadletter.Summary) error {
 		for k := range t.m {
 			keys = append(keys, k)
 		}
-		sort.Slice(keys, func(i, j int) bool { return t.m[keys[i]] > t.m[keys[j]] || t.m[keys[i]] == t.m[keys[j]] && keys[i] < keys[j] })
+		sort.Slice(keys, func(i, j int) bool {
+			return t.m[keys[i]] > t.m[keys[j]] || t.m[keys[i]] == t.m[keys[j]] && keys[i] < keys[j]
+		})
 		for _, k := range keys {
 			fmt.Fprintf(tw, "%s\t%d\n", k, t.m[k])
 		}
