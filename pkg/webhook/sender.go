@@ -193,8 +193,21 @@ func (s *Sender) Send(ctx context.Context, ep *Endpoint, req Request) (Response,
 	return Response{}, &StatusError{
 		Status:     resp.StatusCode,
 		RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-		Text:       truncate(strings.TrimSpace(string(text)), maxErrorText),
+		Text:       truncate(redactKey(strings.TrimSpace(string(text)), ep.APIKey), maxErrorText),
 	}
+}
+
+// redactKey removes the API key from a partner's answer: a partner that echoes the
+// request (its URL with ?key=, or its headers) in an error must not put the key into
+// our logs and dead letters (P7).
+func redactKey(text string, key Secret) string {
+	if key.IsZero() {
+		return text
+	}
+	for _, form := range []string{key.Reveal(), url.QueryEscape(key.Reveal()), url.PathEscape(key.Reveal())} {
+		text = strings.ReplaceAll(text, form, Redacted)
+	}
+	return text
 }
 
 // stripURL removes the request URL, which can carry the API key as a query parameter,
