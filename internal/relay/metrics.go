@@ -40,6 +40,38 @@ func newInstruments() instruments {
 	return in
 }
 
+// observe registers the gauges read at collection time: each partner's breaker state
+// (0 closed, 1 half-open, 2 open) and the snapshots waiting for delivery.
+func (r *Relay) observe() (metric.Registration, error) {
+	m := otel.Meter(meterName)
+	state, err := m.Int64ObservableGauge("ucprelay.breaker.state",
+		metric.WithDescription("Circuit breaker of each partner endpoint: 0 closed, 1 half-open, 2 open."))
+	if err != nil {
+		return nil, err
+	}
+	pending, err := m.Int64ObservableGauge("ucprelay.delivery.pending",
+		metric.WithDescription("Snapshots committed and waiting for the partner's acknowledgement."))
+	if err != nil {
+		return nil, err
+	}
+	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for id, b := range r.breakers {
+			o.ObserveInt64(state, int64(b.State()), metric.WithAttributes(attribute.String("partner", id)))
+		}
+		o.ObserveInt64(pending, r.stats.pending.Load())
+		return nil
+	}, state, pending)
+}
+
+// Breakers returns each partner's breaker state: "closed", "half-open" or "open".
+func (r *Relay) Breakers() map[string]string {
+	out := make(map[string]string, len(r.breakers))
+	for id, b := range r.breakers {
+		out[id] = b.State().String()
+	}
+	return out
+}
+
 func (in instruments) add(ctx context.Context, c metric.Int64Counter, n int64, attrs ...attribute.KeyValue) {
 	c.Add(ctx, n, metric.WithAttributes(attrs...))
 }

@@ -385,6 +385,11 @@ func (r *Relay) fatalErr() error {
 // state partition could not be restored, or a transaction failed in a way the client
 // cannot recover from. It leaves the group before it returns.
 func (r *Relay) Run(ctx context.Context) error {
+	if reg, err := r.observe(); err != nil {
+		r.log.Warn("metrics: gauges not registered", "err", err)
+	} else {
+		defer func() { _ = reg.Unregister() }()
+	}
 	if err := r.checkLayout(ctx); err != nil {
 		r.sess.Close()
 		return err
