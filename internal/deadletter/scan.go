@@ -192,8 +192,8 @@ func Inspect(ctx context.Context, kafkaOpts []kgo.Opt, topic string, f Filter, s
 		perReason: map[string]int32{}}
 	ends, err := Scan(ctx, kafkaOpts, topic, nil, func(kr *kgo.Record) error {
 		s.Scanned++
-		r, err := FromKafka(kr)
-		if err != nil {
+		r, ok := parseOK(kr)
+		if !ok {
 			s.Malformed++
 			return nil
 		}
@@ -226,4 +226,11 @@ func Inspect(ctx context.Context, kafkaOpts []kgo.Opt, topic string, f Filter, s
 	}
 	s.Ends = ends
 	return s, nil
+}
+
+// parseOK parses a dead-letter record; false for a record without dead-letter headers,
+// which a summary counts instead of failing on.
+func parseOK(kr *kgo.Record) (Record, bool) {
+	r, err := FromKafka(kr)
+	return r, err == nil
 }

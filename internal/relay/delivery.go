@@ -81,7 +81,7 @@ type queue struct {
 	quiet map[string]time.Time
 	// credAlerted rate-limits the credential alert per partner.
 	credAlerted   map[string]time.Time
-	onCredentials func(partner string)
+	onCredentials func(ctx context.Context, partner string)
 	wg            sync.WaitGroup
 }
 
@@ -261,7 +261,7 @@ func (q *queue) deliver(ctx context.Context, j Job) Outcome {
 			if class == webhook.Credentials {
 				// Feed the breaker, but do not hammer the partner with a key it refuses
 				// while the breaker still counts up to its trip.
-				q.alertCredentials(j.Partner, err)
+				q.alertCredentials(ctx, j.Partner, err)
 				pause = max(pause, q.cfg.Backoff.Delay(credRetries, nil))
 				credRetries++
 			}
@@ -334,9 +334,9 @@ func statusOf(err error) int {
 // alertCredentials reports a partner rejecting our credentials or signature: an
 // endpoint-wide fault an operator must fix, logged at error level at most once a minute
 // per partner and counted.
-func (q *queue) alertCredentials(partner string, err error) {
+func (q *queue) alertCredentials(ctx context.Context, partner string, err error) {
 	if q.onCredentials != nil {
-		q.onCredentials(partner)
+		q.onCredentials(ctx, partner)
 	}
 	q.mu.Lock()
 	last := q.credAlerted[partner]

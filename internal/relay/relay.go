@@ -301,9 +301,9 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 		r.breakers[id] = r.cfg.newBreaker(id)
 	}
 	r.q = newQueue(&r.cfg, snd, r.breakers, r.onOutcome)
-	r.q.onCredentials = func(partner string) {
+	r.q.onCredentials = func(ctx context.Context, partner string) {
 		r.stats.credentialFailures.Add(1)
-		r.metrics.add(context.Background(), r.metrics.credentials, 1, attribute.String("partner", partner))
+		r.metrics.add(ctx, r.metrics.credentials, 1, attribute.String("partner", partner))
 	}
 	r.lease = newLease(cfg.SessionTimeout)
 	r.q.lease = r.lease

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -76,10 +77,13 @@ func TestSecretsNeverLeakRealKafka(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := priv.D.FillBytes(make([]byte, 32))
+	d, err := priv.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
 	secrets := map[string]string{
 		"api key": apiKey, "signing key d (base64url)": base64.RawURLEncoding.EncodeToString(d), "signing key d (hex)": hex.EncodeToString(d),
-		"signing key d (decimal)": priv.D.String(), "signing key (PKCS#8 base64)": base64.StdEncoding.EncodeToString(der)[:40],
+		"signing key d (decimal)": new(big.Int).SetBytes(d).String(), "signing key (PKCS#8 base64)": base64.StdEncoding.EncodeToString(der)[:40],
 	}
 
 	// The partner: echoes everything it got into its error answers.
