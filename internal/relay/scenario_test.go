@@ -275,6 +275,7 @@ func TestSinkScenarios(t *testing.T) {
 			if !sc.saw("closed->open") {
 				t.Errorf("401s did not open the breaker: %v", sc.trans)
 			}
+			t.Logf("401 for 2 minutes: %d requests, failed after %v as %s", st.Unauthorized, o.Last.Sub(o.First), o.Reason)
 		},
 	}, {
 		name: "a timeout is retried; the attempt is marked abandoned",
