@@ -19,6 +19,7 @@ func (a *app) configFlags(cmd *cobra.Command) {
 	f.String("kafka.dead_letter_topic", "", "dead-letter topic (kafka.dead_letter_topic)")
 	f.String("kafka.transactional_id", "", "this replica's transactional id (kafka.transactional_id)")
 	f.String("log.level", "", "debug, info, warn or error (log.level)")
+	f.String("telemetry.listen", "", "address of /metrics, /healthz, /readyz, e.g. :8080 (telemetry.listen)")
 }
 
 // loadConfig reads --config, UCPRELAY_* and the command's flags, in that order of precedence.
@@ -29,4 +30,34 @@ func (a *app) loadConfig(flags *pflag.FlagSet) (*config.Config, error) {
 // layout is the topic layout the configuration names.
 func layout(c *config.Config) topics.Layout {
 	return topics.Layout{Input: []string{c.Kafka.InputTopic}, State: c.Kafka.StateTopic, DeadLetter: c.Kafka.DeadLetterTopic, Partitioner: c.Kafka.Partitioner}
+}
+
+func (a *app) configCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Check a configuration"}
+	check := &cobra.Command{
+		Use:   "check [FILE]",
+		Short: "Validate a configuration and print the effective result (file, then UCPRELAY_* env, then flags), secrets redacted",
+		Long: `check loads the configuration exactly as run would, reports every invalid key with
+its fix, and prints the effective configuration as YAML followed by how each secret
+resolves (its source and length, never its value). It exits non-zero when the
+configuration is invalid or a secret cannot be read.`,
+		Example: `  ucprelay config check relay.yaml
+  UCPRELAY_KAFKA__BROKERS=kafka:9092 ucprelay config check relay.yaml`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file := a.configFile
+			if len(args) == 1 {
+				file = args[0]
+			}
+			out, err := config.Effective(config.Sources{File: file, Environ: a.environ, Flags: cmd.Flags()})
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(out)
+			return err
+		},
+	}
+	a.configFlags(check)
+	cmd.AddCommand(check)
+	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 
 	"github.com/spf13/cobra"
 
@@ -15,10 +16,15 @@ type app struct {
 	stdout, stderr io.Writer
 	environ        []string
 	configFile     string
+	// onListen, when set, learns the telemetry server's address (tests listen on :0).
+	onListen func(net.Addr)
 }
 
 func newRootCmd(stdout, stderr io.Writer, environ []string) *cobra.Command {
-	a := &app{stdout: stdout, stderr: stderr, environ: environ}
+	return newRootCmdFor(&app{stdout: stdout, stderr: stderr, environ: environ})
+}
+
+func newRootCmdFor(a *app) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ucprelay",
 		Short: "Relay order-domain events from Kafka to UCP order webhooks as complete order snapshots",
@@ -28,10 +34,10 @@ processed or delivered goes to a dead-letter topic.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
 	root.PersistentFlags().StringVar(&a.configFile, "config", "", "YAML configuration file (env UCPRELAY_* and flags override it)")
-	root.AddCommand(a.versionCmd(), a.runCmd(), a.sinkCmd(), a.demoCmd(), a.topicsCmd(), a.stateCmd(), a.keysCmd(), a.dlqCmd())
+	root.AddCommand(a.versionCmd(), a.runCmd(), a.sinkCmd(), a.demoCmd(), a.topicsCmd(), a.stateCmd(), a.keysCmd(), a.dlqCmd(), a.configCmd())
 	return root
 }
 

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,6 +14,7 @@ import (
 	"github.com/ucprelay/ucprelay/internal/buildinfo"
 	"github.com/ucprelay/ucprelay/internal/config"
 	"github.com/ucprelay/ucprelay/internal/relay"
+	"github.com/ucprelay/ucprelay/internal/telemetry"
 	"github.com/ucprelay/ucprelay/internal/topics"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/webhook"
@@ -29,16 +32,57 @@ func (a *app) runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := a.buildRelay(cmd.Context(), cfg, nil)
-			if err != nil {
-				return err
-			}
-			return r.Run(cmd.Context())
+			return a.run(cmd.Context(), cfg)
 		},
 	}
 	a.configFlags(cmd)
 	return cmd
 }
+
+// run runs the relay with its telemetry and health endpoints until ctx ends (SIGTERM,
+// SIGINT): then the relay stops fetching, finishes or abandons in-flight deliveries
+// within its grace, commits, and leaves the group; the telemetry is flushed last. The
+// error, nil after a clean stop, decides the exit code.
+func (a *app) run(ctx context.Context, cfg *config.Config) error {
+	sdk, err := telemetry.Setup(ctx, telemetry.Config{Service: "ucprelay", Version: buildinfo.String(), OTLPEndpoint: cfg.Telemetry.OTLPEndpoint})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = sdk.Shutdown(sctx)
+	}()
+	r, err := a.buildRelay(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
+	srvErr := make(chan error, 1)
+	if cfg.Telemetry.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Telemetry.Listen)
+		if err != nil {
+			r.Close()
+			stopSrv()
+			return fmt.Errorf("telemetry.listen: %w", err)
+		}
+		if a.onListen != nil {
+			a.onListen(ln.Addr())
+		}
+		h := telemetry.Handler(sdk.Metrics, healthOf(func() (bool, any) { h := r.Health(); return h.Ready, h }))
+		go func() { srvErr <- telemetry.Serve(srvCtx, ln, h) }()
+	} else {
+		srvErr <- nil
+	}
+	runErr := r.Run(ctx)
+	stopSrv()
+	return errors.Join(runErr, <-srvErr)
+}
+
+// healthOf adapts a function to telemetry.Health.
+type healthOf func() (bool, any)
+
+func (h healthOf) Ready() (bool, any) { return h() }
 
 // buildRelay wires a relay from configuration: it checks the topic layout, builds the
 // codec (with the schema registry when one is configured), the sender and the partners.

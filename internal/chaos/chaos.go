@@ -94,7 +94,7 @@ func (d *Deployment) config(name string) string {
 	}
 	// The replica's name travels as the API key in a header of its own, so a test can
 	// tell which replica sent a request.
-	fmt.Fprintf(&b, "partners:\n  google:\n    base_url: %s\n    api_key_env: CHAOS_REPLICA\n    api_key_header: X-Chaos-Replica\ndelivery:\n  attempt_timeout: %s\n  max_attempts: 30\n  backoff_initial: 20ms\n  backoff_max: 2s\nlog:\n  level: info\n", d.SinkURL, d.SessionTimeout/3)
+	fmt.Fprintf(&b, "partners:\n  google:\n    base_url: %s\n    api_key_env: CHAOS_REPLICA\n    api_key_header: X-Chaos-Replica\ndelivery:\n  attempt_timeout: %s\n  max_attempts: 30\n  backoff_initial: 20ms\n  backoff_max: 2s\nlog:\n  level: info\ntelemetry:\n  listen: 127.0.0.1:0\n", d.SinkURL, d.SessionTimeout/3)
 	return b.String()
 }
 

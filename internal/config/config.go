@@ -23,6 +23,9 @@ import (
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/ucprelay/ucprelay/internal/keys"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
@@ -40,9 +43,47 @@ type Config struct {
 	Partners       map[string]Partner `koanf:"partners"`
 	// DefaultPartner receives orders whose events name no partner id. Optional when
 	// there is exactly one partner.
-	DefaultPartner string   `koanf:"default_partner"`
-	Delivery       Delivery `koanf:"delivery"`
-	Log            Log      `koanf:"log"`
+	DefaultPartner string    `koanf:"default_partner"`
+	Delivery       Delivery  `koanf:"delivery"`
+	Log            Log       `koanf:"log"`
+	Telemetry      Telemetry `koanf:"telemetry"`
+
+	// Resolved at Load from files and the environment; never printed.
+	kafkaTLS  *tls.Config
+	kafkaSASL sasl.Mechanism
+}
+
+// Telemetry configures the operational endpoints and exporters.
+type Telemetry struct {
+	// Listen is the address of /metrics, /healthz and /readyz. Default ":8080"; empty
+	// turns the server off.
+	Listen string `koanf:"listen"`
+	// OTLPEndpoint, e.g. http://otel-collector:4318, receives traces and metrics over
+	// OTLP/HTTP. Empty: metrics on /metrics only, no spans exported.
+	OTLPEndpoint string `koanf:"otlp_endpoint"`
+}
+
+// TLS is the Kafka connection's TLS.
+type TLS struct {
+	// Enabled turns TLS on (with the system roots unless CAFile is set).
+	Enabled bool `koanf:"enabled"`
+	// CAFile is a PEM bundle of the brokers' certificate authorities.
+	CAFile string `koanf:"ca_file"`
+	// CertFile and KeyFile are the client certificate and key (PEM) for mutual TLS.
+	CertFile string `koanf:"cert_file"`
+	KeyFile  string `koanf:"key_file"`
+	// ServerName overrides the name checked in the brokers' certificates.
+	ServerName string `koanf:"server_name"`
+}
+
+// SASL is the Kafka connection's authentication.
+type SASL struct {
+	// Mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty for none.
+	Mechanism string `koanf:"mechanism"`
+	Username  string `koanf:"username"`
+	// PasswordFile or PasswordEnv holds the password; never the config file itself.
+	PasswordFile string `koanf:"password_file"`
+	PasswordEnv  string `koanf:"password_env"`
 }
 
 // Kafka is the connection and topics.
@@ -75,6 +116,14 @@ type Kafka struct {
 	// Partitioner is how the producers of the input topic place keys: murmur2 (Kafka's
 	// default, the default here), sarama (FNV-1a) or crc32 (librdkafka consistent).
 	Partitioner string `koanf:"partitioner"`
+	// TransactionalIDPrefix starts the default transactional id: prefix + host name.
+	// Default "ucprelay-".
+	TransactionalIDPrefix string `koanf:"transactional_id_prefix"`
+	// Rack is this replica's rack (availability zone): with rack-aware brokers it fetches
+	// from the nearest replica (KIP-392).
+	Rack string `koanf:"rack"`
+	TLS  TLS  `koanf:"tls"`
+	SASL SASL `koanf:"sasl"`
 }
 
 // SchemaRegistry locates the Confluent-compatible registry that resolves schema ids.
@@ -169,7 +218,8 @@ func Defaults() Config {
 	b := webhook.DefaultBackoff()
 	return Config{
 		Kafka: Kafka{ClientID: "ucprelay", Group: "ucprelay", StateTopic: "ucprelay.state", DeadLetterTopic: "ucprelay.dlq", Partitioner: keys.Murmur2,
-			SessionTimeout: 45 * time.Second},
+			SessionTimeout: 45 * time.Second, TransactionalIDPrefix: "ucprelay-"},
+		Telemetry: Telemetry{Listen: ":8080"},
 		Delivery: Delivery{
 			MaxAttempts: 8, AttemptTimeout: 10 * time.Second, MaxRetryTime: 5 * time.Minute, MaxPending: 10000,
 			Breaker:        Breaker{FailuresToTrip: 5, OpenFor: 10 * time.Second, Hold: 10 * time.Minute},
@@ -192,14 +242,63 @@ type Sources struct {
 
 // Load reads the sources in order of precedence and validates the result.
 func Load(src Sources) (*Config, error) {
+	_, c, err := load(src)
+	return c, err
+}
+
+// Effective returns the configuration Load would use, as YAML, followed by how each
+// secret resolves (never its value): what `ucprelay config check` prints.
+func Effective(src Sources) ([]byte, error) {
+	k, c, err := load(src)
+	if err != nil {
+		return nil, err
+	}
+	out, err := k.Marshal(yaml.Parser())
+	if err != nil {
+		return nil, fmt.Errorf("config: render: %w", err)
+	}
+	out = append(out, "\n# secrets (values never shown)\n"...)
+	for _, id := range c.partnerIDs() {
+		p := c.Partners[id]
+		key, err := c.APIKey(id, src.Environ)
+		switch {
+		case err != nil:
+			return nil, err
+		case key.IsZero():
+			out = fmt.Appendf(out, "# partners.%s api key: none\n", id)
+		default:
+			from := "api_key_file " + p.APIKeyFile
+			if p.APIKeyEnv != "" {
+				from = "api_key_env " + p.APIKeyEnv
+			}
+			out = fmt.Appendf(out, "# partners.%s api key: %s (%d bytes, from %s)\n", id, webhook.Redacted, len(key.Reveal()), from)
+		}
+		sg, err := c.Signer(id)
+		if err != nil {
+			return nil, err
+		}
+		if sg != nil {
+			out = fmt.Appendf(out, "# partners.%s signing key: %s (loaded from %s, key id %s)\n", id, webhook.Redacted, p.Signing.KeyFile, p.Signing.KeyID)
+		}
+	}
+	if c.kafkaSASL != nil {
+		out = fmt.Appendf(out, "# kafka.sasl %s password: %s (resolved)\n", c.kafkaSASL.Name(), webhook.Redacted)
+	}
+	if c.kafkaTLS != nil {
+		out = fmt.Appendf(out, "# kafka.tls: on (%d client certificates)\n", len(c.kafkaTLS.Certificates))
+	}
+	return out, nil
+}
+
+func load(src Sources) (*koanf.Koanf, *Config, error) {
 	k := koanf.New(".")
 	def := Defaults()
 	if err := k.Load(confmapProvider(def), nil); err != nil {
-		return nil, fmt.Errorf("config: defaults: %w", err)
+		return nil, nil, fmt.Errorf("config: defaults: %w", err)
 	}
 	if src.File != "" {
 		if err := k.Load(file.Provider(src.File), yaml.Parser()); err != nil {
-			return nil, fmt.Errorf("config: read %s: %w", src.File, err)
+			return nil, nil, fmt.Errorf("config: read %s: %w", src.File, err)
 		}
 	}
 	env := envprov.Provider(".", envprov.Opt{
@@ -208,21 +307,88 @@ func Load(src Sources) (*Config, error) {
 		TransformFunc: envKey,
 	})
 	if err := k.Load(env, nil); err != nil {
-		return nil, fmt.Errorf("config: environment: %w", err)
+		return nil, nil, fmt.Errorf("config: environment: %w", err)
 	}
 	if src.Flags != nil {
 		if err := k.Load(posflag.ProviderWithFlag(src.Flags, ".", k, flagValue), nil); err != nil {
-			return nil, fmt.Errorf("config: flags: %w", err)
+			return nil, nil, fmt.Errorf("config: flags: %w", err)
 		}
 	}
 	var c Config
 	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, nil, fmt.Errorf("config: %w", err)
 	}
 	if err := c.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &c, nil
+	if err := c.resolveKafka(src.Environ); err != nil {
+		return nil, nil, err
+	}
+	return k, &c, nil
+}
+
+// resolveKafka reads the Kafka connection's TLS files and SASL password.
+func (c *Config) resolveKafka(environ []string) error {
+	t := c.Kafka.TLS
+	if t.Enabled || t.CAFile != "" || t.CertFile != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+		if t.CAFile != "" {
+			pem, err := os.ReadFile(t.CAFile)
+			if err != nil {
+				return fmt.Errorf("config: kafka.tls.ca_file: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("config: kafka.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+			}
+		}
+		if t.CertFile != "" || t.KeyFile != "" {
+			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+			if err != nil {
+				return fmt.Errorf("config: kafka.tls.cert_file/key_file: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		c.kafkaTLS = tc
+	}
+	sc := c.Kafka.SASL
+	if sc.Mechanism == "" {
+		return nil
+	}
+	pw, err := secretFrom("kafka.sasl", sc.PasswordFile, sc.PasswordEnv, environ)
+	if err != nil {
+		return err
+	}
+	switch strings.ToUpper(sc.Mechanism) {
+	case "PLAIN":
+		c.kafkaSASL = plain.Auth{User: sc.Username, Pass: pw.Reveal()}.AsMechanism()
+	case "SCRAM-SHA-256":
+		c.kafkaSASL = scram.Auth{User: sc.Username, Pass: pw.Reveal()}.AsSha256Mechanism()
+	case "SCRAM-SHA-512":
+		c.kafkaSASL = scram.Auth{User: sc.Username, Pass: pw.Reveal()}.AsSha512Mechanism()
+	}
+	return nil
+}
+
+// secretFrom reads a secret from a file (trailing newline dropped) or an environment
+// variable; key names the config section in errors.
+func secretFrom(key, file, env string, environ []string) (webhook.Secret, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return webhook.Secret{}, fmt.Errorf("config: %s: %w", key, err)
+		}
+		return webhook.NewSecret(strings.TrimRight(string(b), "\r\n")), nil
+	case env != "":
+		for _, kv := range environ {
+			if name, v, ok := strings.Cut(kv, "="); ok && name == env {
+				return webhook.NewSecret(v), nil
+			}
+		}
+		return webhook.Secret{}, fmt.Errorf("config: %s: environment variable %s is not set", key, env)
+	}
+	return webhook.Secret{}, nil
 }
 
 // envKey maps UCPRELAY_KAFKA__DEAD_LETTER_TOPIC to kafka.dead_letter_topic, and splits
@@ -285,6 +451,21 @@ func (c *Config) Validate() error {
 	if st := c.Kafka.SessionTimeout; st > 0 && c.Delivery.AttemptTimeout > st/3 {
 		bad("delivery.attempt_timeout", "%s is more than a third of kafka.session_timeout (%s): a replica removed from the group must have no request in flight when its partitions move; lower it or raise the session timeout",
 			c.Delivery.AttemptTimeout, st)
+	}
+	switch sc := c.Kafka.SASL; strings.ToUpper(sc.Mechanism) {
+	case "":
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if sc.Username == "" {
+			bad("kafka.sasl.username", "required with mechanism %s", sc.Mechanism)
+		}
+		if (sc.PasswordFile == "") == (sc.PasswordEnv == "") {
+			bad("kafka.sasl", "set exactly one of password_file and password_env (the password never sits in the config file)")
+		}
+	default:
+		bad("kafka.sasl.mechanism", "%q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", sc.Mechanism)
+	}
+	if t := c.Kafka.TLS; (t.CertFile == "") != (t.KeyFile == "") {
+		bad("kafka.tls", "set both cert_file and key_file for a client certificate")
 	}
 	if c.Delivery.MaxPending < 0 {
 		bad("delivery.max_pending", "must be positive")
@@ -448,30 +629,25 @@ func (c *Config) Signer(partner string) (webhook.Signer, error) {
 // with neither has no key.
 func (c *Config) APIKey(partner string, environ []string) (webhook.Secret, error) {
 	p := c.Partners[partner]
-	switch {
-	case p.APIKeyFile != "":
-		b, err := os.ReadFile(p.APIKeyFile)
-		if err != nil {
-			return webhook.Secret{}, fmt.Errorf("config: partners.%s.api_key_file: %w", partner, err)
-		}
-		return webhook.NewSecret(strings.TrimRight(string(b), "\r\n")), nil
-	case p.APIKeyEnv != "":
-		for _, kv := range environ {
-			if name, v, ok := strings.Cut(kv, "="); ok && name == p.APIKeyEnv {
-				return webhook.NewSecret(v), nil
-			}
-		}
-		return webhook.Secret{}, fmt.Errorf("config: partners.%s.api_key_env: variable %s is not set", partner, p.APIKeyEnv)
-	}
-	return webhook.Secret{}, nil
+	return secretFrom("partners."+partner+".api_key_file/api_key_env", p.APIKeyFile, p.APIKeyEnv, environ)
 }
 
 // KafkaOpts returns the connection options of every Kafka client ucprelay makes.
 func (c *Config) KafkaOpts() []kgo.Opt {
-	return []kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Kafka.Brokers...),
 		kgo.ClientID(c.Kafka.ClientID),
 	}
+	if c.Kafka.Rack != "" {
+		opts = append(opts, kgo.Rack(c.Kafka.Rack))
+	}
+	if c.kafkaTLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(c.kafkaTLS.Clone()))
+	}
+	if c.kafkaSASL != nil {
+		opts = append(opts, kgo.SASL(c.kafkaSASL))
+	}
+	return opts
 }
 
 // TransactionalID returns kafka.transactional_id, or "ucprelay-" and the host name.
@@ -483,5 +659,5 @@ func (c *Config) TransactionalID() string {
 	if err != nil || h == "" {
 		h = "local"
 	}
-	return "ucprelay-" + h
+	return c.Kafka.TransactionalIDPrefix + h
 }

@@ -4,10 +4,16 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
@@ -26,6 +32,9 @@ type Job struct {
 	Request   webhook.Request
 	// Source locates the input record that produced the snapshot, for dead-lettering.
 	Source Source
+	// EventTime is when the newest input record of the snapshot was produced: the start
+	// of the event-to-acknowledgement latency. Zero for resends after a restore.
+	EventTime time.Time
 
 	part *partition // the owning partition, for the outcome
 }
@@ -82,6 +91,8 @@ type queue struct {
 	// credAlerted rate-limits the credential alert per partner.
 	credAlerted   map[string]time.Time
 	onCredentials func(ctx context.Context, partner string)
+	onRetry       func(ctx context.Context, partner string)
+	onAttempt     func(ctx context.Context, partner, class string)
 	wg            sync.WaitGroup
 }
 
@@ -229,7 +240,8 @@ func (q *queue) deliver(ctx context.Context, j Job) Outcome {
 		}
 		var resp webhook.Response
 		started := time.Now()
-		resp, err = cb.Execute(func() (webhook.Response, error) { return q.snd.Send(ctx, &partner.Endpoint, j.Request) })
+		resp, err = cb.Execute(func() (webhook.Response, error) { return q.attempt(ctx, &partner.Endpoint, j, out.Attempts+1) })
+		q.countAttempt(ctx, j.Partner, err)
 		var te *webhook.TransportError
 		if errors.As(err, &te) {
 			out.Abandoned = started
@@ -290,6 +302,9 @@ func (q *queue) deliver(ctx context.Context, j Job) Outcome {
 		if tries < q.cfg.MaxAttempts {
 			d := min(q.cfg.Backoff.Delay(tries-1, err), max(q.cfg.MaxRetryTime-spent, 0))
 			log.Info("delivery failed; retrying", "attempt", out.Attempts, "in", d, "err", err)
+			if q.onRetry != nil {
+				q.onRetry(ctx, j.Partner)
+			}
 			if sleep(ctx, d) != nil {
 				return fail()
 			}
@@ -311,6 +326,56 @@ func (q *queue) deliver(ctx context.Context, j Job) Outcome {
 		out.Reason = ReasonRetriesExhausted
 	}
 	return out
+}
+
+// attempt makes one POST of j inside a client span that continues the trace of the
+// input record (its traceparent is in the job's headers) and is itself propagated to the
+// partner. The span carries no URL: it can hold the API key (P7).
+func (q *queue) attempt(ctx context.Context, ep *webhook.Endpoint, j Job, n int) (webhook.Response, error) {
+	prop := otel.GetTextMapPropagator()
+	ctx = prop.Extract(ctx, propagation.HeaderCarrier(j.Request.Header))
+	ctx, span := otel.Tracer(tracerName).Start(ctx, "POST order webhook", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("ucprelay.partner", j.Partner), attribute.String("ucprelay.order_id", j.OrderID),
+			attribute.Int64("ucprelay.snapshot_version", j.Version), attribute.Int("ucprelay.attempt", n),
+			attribute.String("http.request.method", http.MethodPost)))
+	defer span.End()
+	req := j.Request
+	req.Header = req.Header.Clone()
+	prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	resp, err := q.snd.Send(ctx, ep, req)
+	switch status := max(resp.Status, statusOf(err)); {
+	case err != nil:
+		if status != 0 {
+			span.SetAttributes(attribute.Int("http.response.status_code", status))
+		}
+		span.SetStatus(codes.Error, err.Error())
+	default:
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+	}
+	return resp, err
+}
+
+// countAttempt counts an attempt's answer by class: 2xx, 4xx, 5xx or transport (no
+// answer); an attempt the open breaker refused was not sent and is not counted.
+func (q *queue) countAttempt(ctx context.Context, partner string, err error) {
+	if q.onAttempt == nil {
+		return
+	}
+	class := "2xx"
+	var te *webhook.TransportError
+	switch st := statusOf(err); {
+	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
+		return // not sent
+	case errors.As(err, &te):
+		class = "transport"
+	case st >= 500:
+		class = "5xx"
+	case st >= 400:
+		class = "4xx"
+	case err != nil:
+		class = "error"
+	}
+	q.onAttempt(ctx, partner, class)
 }
 
 // newerWaiting reports whether a newer snapshot of the order waits behind the one being

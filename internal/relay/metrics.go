@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"slices"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -19,6 +20,9 @@ type instruments struct {
 	delivered      metric.Int64Counter
 	consumed       metric.Int64Counter
 	credentials    metric.Int64Counter
+	attempts       metric.Int64Counter
+	retries        metric.Int64Counter
+	latency        metric.Float64Histogram
 }
 
 func newInstruments() instruments {
@@ -37,6 +41,12 @@ func newInstruments() instruments {
 		metric.WithDescription("Input records committed."))
 	in.credentials, _ = m.Int64Counter("ucprelay.delivery.credential_failures",
 		metric.WithDescription("Answers 401/403 by partner: the partner refuses our API key or signature; alert on any."))
+	in.attempts, _ = m.Int64Counter("ucprelay.delivery.attempts",
+		metric.WithDescription("POSTs to partners by partner and answer class (2xx, 4xx, 5xx, transport)."))
+	in.retries, _ = m.Int64Counter("ucprelay.delivery.retries",
+		metric.WithDescription("Delivery retries scheduled after a retryable failure, by partner."))
+	in.latency, _ = m.Float64Histogram("ucprelay.delivery.latency", metric.WithUnit("s"),
+		metric.WithDescription("From the newest input event's Kafka timestamp to the partner's 2xx, by partner."))
 	return in
 }
 
@@ -54,13 +64,73 @@ func (r *Relay) observe() (metric.Registration, error) {
 	if err != nil {
 		return nil, err
 	}
+	lag, err := m.Int64ObservableGauge("ucprelay.consumer.lag",
+		metric.WithDescription("Input records not yet fetched, by partition (high watermark minus the next offset)."))
+	if err != nil {
+		return nil, err
+	}
+	restoring, err := m.Int64ObservableGauge("ucprelay.restore.partitions",
+		metric.WithDescription("Partitions assigned and still restoring their state."))
+	if err != nil {
+		return nil, err
+	}
 	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		for id, b := range r.breakers {
 			o.ObserveInt64(state, int64(b.State()), metric.WithAttributes(attribute.String("partner", id)))
 		}
 		o.ObserveInt64(pending, r.stats.pending.Load())
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for id, p := range r.parts {
+			o.ObserveInt64(lag, p.lag.Load(), metric.WithAttributes(attribute.String("topic", r.cfg.InputTopic), attribute.Int("partition", int(id))))
+		}
+		o.ObserveInt64(restoring, int64(r.restoring))
 		return nil
-	}, state, pending)
+	}, state, pending, lag, restoring)
+}
+
+// Health is the relay's state for a readiness probe and operators.
+type Health struct {
+	// Ready: joined the group, every owned partition restored, the coordinator answered
+	// within the lease (the broker is reachable), and no fatal error.
+	Ready bool `json:"ready"`
+	// Joined is true once the group assigned partitions at least once.
+	Joined bool `json:"joined"`
+	// BrokerReachable: a group heartbeat came back within two thirds of the session timeout.
+	BrokerReachable bool    `json:"broker_reachable"`
+	Partitions      []int32 `json:"partitions"`
+	Restoring       int     `json:"restoring"`
+	Pending         int64   `json:"pending_deliveries"`
+	Paused          bool    `json:"fetching_paused"`
+	// Breakers maps each partner to its breaker state; an open breaker does not make the
+	// relay unready (deliveries wait, P6), it is reported for operators.
+	Breakers map[string]string `json:"breakers"`
+	Problem  string            `json:"problem,omitempty"`
+}
+
+// Health returns the relay's state now.
+func (r *Relay) Health() Health {
+	h := Health{BrokerReachable: r.lease.valid(), Breakers: r.Breakers(), Pending: r.stats.pending.Load(), Paused: r.stats.paused.Load()}
+	r.mu.Lock()
+	h.Joined, h.Restoring = r.joined, r.restoring
+	for id := range r.parts {
+		h.Partitions = append(h.Partitions, id)
+	}
+	fatal := r.fatal
+	r.mu.Unlock()
+	slices.Sort(h.Partitions)
+	switch {
+	case fatal != nil:
+		h.Problem = fatal.Error()
+	case !h.Joined:
+		h.Problem = "not joined to the consumer group yet"
+	case h.Restoring > 0:
+		h.Problem = "restoring partition state"
+	case !h.BrokerReachable:
+		h.Problem = "no group heartbeat answered within the lease: broker or coordinator unreachable"
+	}
+	h.Ready = h.Problem == ""
+	return h
 }
 
 // Breakers returns each partner's breaker state: "closed", "half-open" or "open".

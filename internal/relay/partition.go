@@ -25,6 +25,8 @@ type partition struct {
 	// inflight counts its jobs in the delivery queue; revocation waits for zero.
 	inflight sync.WaitGroup
 	pending  atomic.Int64
+	// lag is the records between the last one fetched and the high watermark.
+	lag atomic.Int64
 
 	mu       sync.Mutex
 	outcomes map[string]Outcome // delivery outcomes not yet written, newest per order

@@ -148,6 +148,9 @@ func (r *Relay) process(ctx context.Context, fs kgo.Fetches, b *batch) error {
 		if len(ftp.Records) == 0 {
 			return
 		}
+		if p := r.parts[ftp.Partition]; p != nil && ftp.HighWatermark >= 0 {
+			p.lag.Store(max(ftp.HighWatermark-ftp.Records[len(ftp.Records)-1].Offset-1, 0))
+		}
 		p := r.parts[ftp.Partition]
 		if p == nil {
 			err = cmpErr(err, fmt.Errorf("%w: %s/%d", errNotOwned, ftp.Topic, ftp.Partition))
@@ -430,6 +433,7 @@ func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *orderState,
 			})
 		} else {
 			j.Source = Source{Topic: last.Topic, Partition: last.Partition, Offset: last.Offset}
+			j.EventTime = last.Timestamp
 			rec.Pending = statestore.Delivery{Version: m.snap.Version, Stamp: env.Stamp, WebhookID: env.WebhookID}
 			job = &j
 		}

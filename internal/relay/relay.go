@@ -13,6 +13,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
 	"github.com/ucprelay/ucprelay/internal/keys"
@@ -301,6 +302,12 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 		r.breakers[id] = r.cfg.newBreaker(id)
 	}
 	r.q = newQueue(&r.cfg, snd, r.breakers, r.onOutcome)
+	r.q.onAttempt = func(ctx context.Context, partner, class string) {
+		r.metrics.add(ctx, r.metrics.attempts, 1, attribute.String("partner", partner), attribute.String("class", class))
+	}
+	r.q.onRetry = func(ctx context.Context, partner string) {
+		r.metrics.add(ctx, r.metrics.retries, 1, attribute.String("partner", partner))
+	}
 	r.q.onCredentials = func(ctx context.Context, partner string) {
 		r.stats.credentialFailures.Add(1)
 		r.metrics.add(ctx, r.metrics.credentials, 1, attribute.String("partner", partner))
@@ -607,6 +614,10 @@ func (r *Relay) onOutcome(o Outcome) {
 		if !o.Failed {
 			r.stats.delivered.Add(1)
 			r.metrics.add(context.Background(), r.metrics.delivered, 1, attribute.String("partner", o.Job.Partner))
+			if !o.Job.EventTime.IsZero() {
+				r.metrics.latency.Record(context.Background(), time.Since(o.Job.EventTime).Seconds(),
+					metric.WithAttributes(attribute.String("partner", o.Job.Partner)))
+			}
 			if r.cfg.OnDelivered != nil {
 				r.cfg.OnDelivered(o.Job.OrderID, o.Job.Partner, o.Status)
 			}
@@ -650,7 +661,6 @@ func (r *Relay) backpressure() {
 // shutdown stops fetching, lets in-flight deliveries finish within ShutdownGrace, writes
 // their outcomes in a last transaction, and leaves the group. cause is returned.
 func (r *Relay) shutdown(ctx context.Context, cause error) error {
-	defer r.sess.Close()
 	r.mu.Lock()
 	var owned []int32
 	for id := range r.parts {
@@ -674,10 +684,14 @@ func (r *Relay) shutdown(ctx context.Context, cause error) error {
 		p.cancel()
 	}
 	r.mu.Unlock()
+	left := r.stats.pending.Load()
+	r.sess.Close() // leaves the group (a static member keeps its place for the session timeout)
 	if cause != nil {
-		r.log.Error("relay stopped", "err", cause)
+		r.log.Error("relay stopped", "err", cause, "pending", left)
+		return cause
 	}
-	return cause
+	r.log.Info("relay stopped", "pending", left, "note", "pending snapshots are resent by the partitions' next owner")
+	return nil
 }
 
 func cmpErr(a, b error) error {
