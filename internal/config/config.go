@@ -122,8 +122,8 @@ type Kafka struct {
 	// Rack is this replica's rack (availability zone): with rack-aware brokers it fetches
 	// from the nearest replica (KIP-392).
 	Rack string `koanf:"rack"`
-	TLS  TLS  `koanf:"tls"`
-	SASL SASL `koanf:"sasl"`
+	TLS  TLS    `koanf:"tls"`
+	SASL SASL   `koanf:"sasl"`
 }
 
 // SchemaRegistry locates the Confluent-compatible registry that resolves schema ids.
