@@ -117,13 +117,18 @@ func (r *running) wait() error {
 	return r.err
 }
 
-func (e *env) start(cfg relay.Config) *running {
-	e.t.Helper()
+func newTestSender(t *testing.T) *webhook.Sender {
+	t.Helper()
 	sender, err := webhook.NewSender(webhook.WithAttemptTimeout(3 * time.Second))
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	r, err := relay.New(cfg, []kgo.Opt{kgo.SeedBrokers(e.seeds...), kgo.MetadataMinAge(250 * time.Millisecond)}, e.codec, sender)
+	return sender
+}
+
+func (e *env) start(cfg relay.Config) *running {
+	e.t.Helper()
+	r, err := relay.New(cfg, []kgo.Opt{kgo.SeedBrokers(e.seeds...), kgo.MetadataMinAge(250 * time.Millisecond)}, e.codec, newTestSender(e.t))
 	if err != nil {
 		e.t.Fatal(err)
 	}
