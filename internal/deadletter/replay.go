@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ucprelay/ucprelay/internal/keys"
@@ -189,6 +191,9 @@ func progressOf(ctx context.Context, adm *kadm.Client, group, topic string) (Off
 	resp, err := adm.FetchOffsets(ctx, group)
 	if err == nil {
 		err = resp.Error()
+	}
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return Offsets{}, nil // a first run: no progress kept yet
 	}
 	if err != nil {
 		return nil, fmt.Errorf("deadletter: progress of %s: %w", group, err)

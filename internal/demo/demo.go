@@ -17,11 +17,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/ucprelay/ucprelay/avro"
+	"github.com/ucprelay/ucprelay/internal/chaos"
 	"github.com/ucprelay/ucprelay/internal/deadletter"
 	"github.com/ucprelay/ucprelay/internal/gen"
 	"github.com/ucprelay/ucprelay/internal/relay"
@@ -37,49 +39,79 @@ import (
 
 // Options configure a demo run.
 type Options struct {
-	// Orders to generate. Default 12.
+	// Orders to generate. Default 40.
 	Orders int
-	// Duration bounds the run. Default 60s.
+	// Duration bounds the run. Default 90s.
 	Duration time.Duration
+	// Outage is how long the partner is down mid-stream. Default 6s.
+	Outage time.Duration
 	// Out receives the demo's narration. Required.
 	Out io.Writer
 	// Record, when set, receives the sink's record file.
 	Record io.Writer
 	// Logger receives the relay's logs. Default: discard.
 	Logger *slog.Logger
+	// Quiet leaves out the line per request (tests).
+	Quiet bool
 }
 
 // Summary is what the demo observed.
 type Summary struct {
-	Orders, Events      int
-	Delivered, Invalid  int
-	Stale, Retried      int
+	Orders, Events int
+	// Delivered counts the snapshots the partner accepted; Converged the orders whose
+	// newest accepted snapshot is their expected final order.
+	Delivered, Converged int
+	Invalid, Stale       int
+	// Refused counts the requests the partner refused during the outage.
+	Refused int
+	// BreakerOpened counts the breaker's closed→open transitions; Paused reports that
+	// fetching paused on the pending bound during the outage.
+	BreakerOpened int
+	Paused        bool
+	// DeadLetters counts the dead-letter records before the replay, by reason; Replayed
+	// the records replayed; DeadLettersAfter the records in the topic after the replay
+	// (the same: the replayed order was delivered, nothing new failed).
 	DeadLetters         int
 	DeadLettersByReason map[string]int
+	Replayed            int
+	DeadLettersAfter    int
 }
 
 const (
 	topic      = "orders"
 	dlqTopic   = "ucprelay.dlq"
 	stateTopic = "ucprelay.state"
+	group      = "ucprelay-demo"
 	apiKey     = "demo-api-key" //nolint:gosec // the demo's own sink key, not a credential
+	// latePartner is onboarded mid-demo: its order is dead-lettered until then.
+	latePartner = "shopbot"
 )
 
 var partners = []string{"google", "acme-agent"}
 
-// Run runs the demo until every order is delivered and the poison record dead-lettered,
-// or until the duration ends.
+// Run runs the demo: it streams order lifecycles for several partners through the relay
+// into the validating sink, takes the partner down for a while (the breaker opens,
+// deliveries wait, fetching pauses), brings it back, then onboards a partner whose order
+// was dead-lettered and replays it from the dead-letter topic. It returns when every
+// order converged, or with an error when a check fails or the duration ends.
 func Run(ctx context.Context, o Options) (Summary, error) {
 	if o.Orders <= 0 {
-		o.Orders = 12
+		o.Orders = 40
 	}
 	if o.Duration <= 0 {
-		o.Duration = 60 * time.Second
+		o.Duration = 90 * time.Second
+	}
+	if o.Outage <= 0 {
+		o.Outage = 6 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Duration)
 	defer cancel()
 	out := &lockedWriter{w: o.Out}
-	sum := Summary{Orders: o.Orders, DeadLettersByReason: map[string]int{}}
+	sum := Summary{Orders: o.Orders + 1, DeadLettersByReason: map[string]int{}}
+	began := time.Now()
 
 	// 1. An embedded broker.
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic))
@@ -88,6 +120,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	defer cluster.Close()
 	seeds := cluster.ListenAddrs()
+	kopts := []kgo.Opt{kgo.SeedBrokers(seeds...)}
 	if err := createTopics(ctx, seeds); err != nil {
 		return sum, err
 	}
@@ -112,127 +145,326 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	out.printf("registry   in-process schema registry at %s, %s registered as id %d\n", regURL, avro.Subject(topic), schemaID)
 
-	// 3. The partner: a local sink validating every body against the UCP 2026-04-08 schema.
+	// 3. The partners: one local sink validating every body against the UCP 2026-04-08
+	// schema and the freshness of every snapshot.
 	val, err := ucpschema.New(string(ucp.V20260408))
 	if err != nil {
 		return sum, err
 	}
 	snk, err := sink.New(sink.Config{Validator: val, APIKey: apiKey, Record: o.Record, OnRequest: func(l sink.Line) {
+		if o.Quiet {
+			return
+		}
 		var b struct {
-			ID        string `json:"id"`
-			LineItems []struct {
-				Status string `json:"status"`
-			} `json:"line_items"`
+			ID     string `json:"id"`
+			Status string `json:"status"`
 		}
 		_ = json.Unmarshal([]byte(l.Body), &b)
 		verdict := "accepted"
 		if l.Status != http.StatusOK {
-			verdict = "rejected: " + l.Error
+			verdict = "refused: " + l.Error
 		}
-		out.printf("partner    %-4d %s  order %s (%d line(s), %d bytes)  %s\n", l.Status, l.Path, b.ID, len(b.LineItems), len(l.Body), verdict)
+		out.printf("partner    %-4d %-44s order %-14s %s\n", l.Status, l.Path, b.ID, verdict)
 	}})
 	if err != nil {
 		return sum, err
 	}
-	// The first two answers are outages, so the demo shows a retry.
-	snk.Script(sink.Fault{Status: http.StatusServiceUnavailable, RetryAfter: "1"}, sink.Fault{Status: http.StatusInternalServerError})
 	sinkURL, stopSink, err := serve(ctx, snk)
 	if err != nil {
 		return sum, err
 	}
 	defer stopSink()
-	out.printf("partner    validating sink at %s (UCP %s schema, API key checked)\n\n", sinkURL, ucp.V20260408)
+	out.printf("partners   %s and %s at the validating sink %s (UCP %s schema, API key checked); %s joins later\n\n",
+		partners[0], partners[1], sinkURL, ucp.V20260408, latePartner)
 
-	// 4. The relay.
-	sender, err := webhook.NewSender(webhook.WithAttemptTimeout(5 * time.Second))
-	if err != nil {
-		return sum, err
-	}
-	dead := make(chan deadletter.Record, 16)
+	// 4. The relay, first with two partners.
+	var mu sync.Mutex
+	deadCh := make(chan deadletter.Record, 64)
 	rc := relay.Config{
-		InputTopic: topic, StateTopic: stateTopic, Group: "ucprelay-demo", TransactionalID: "ucprelay-demo-1", DeadLetterTopic: dlqTopic,
-		Partners: map[string]relay.Partner{}, DefaultPartner: partners[0],
+		InputTopic: topic, StateTopic: stateTopic, Group: group, TransactionalID: "ucprelay-demo-1", DeadLetterTopic: dlqTopic,
+		Partners: map[string]relay.Partner{}, DefaultPartner: partners[0], MaxPending: 12,
 		MaxAttempts: 5, Backoff: webhook.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, MaxRetryAfter: 2 * time.Second},
-		RelayVersion: "demo", Secrets: []string{apiKey}, Logger: o.Logger,
+		Breaker:      relay.BreakerConfig{FailuresToTrip: 3, OpenFor: time.Second, Hold: 5 * time.Minute, Poll: 50 * time.Millisecond},
+		RelayVersion: "demo", Secrets: []string{apiKey}, Logger: o.Logger, SessionTimeout: 6 * time.Second, ShutdownGrace: 2 * time.Second,
 		OnDeadLetter: func(r deadletter.Record) {
-			out.printf("dlq        %s  order %q  stage %s  reason %s: %s\n", dlqTopic, r.OrderID, r.Stage, r.Reason, r.Error)
-			dead <- r
+			out.printf("dlq        order %-14s stage %-7s reason %s: %s\n", r.OrderID, r.Stage, r.Reason, r.Error)
+			deadCh <- r
+		},
+		OnBreakerChange: func(partner string, from, to gobreaker.State) {
+			out.printf("breaker    %s: %s -> %s\n", partner, from, to)
+			if to == gobreaker.StateOpen && from == gobreaker.StateClosed {
+				mu.Lock()
+				sum.BreakerOpened++
+				mu.Unlock()
+			}
 		},
 	}
 	for _, p := range partners {
-		rc.Partners[p] = relay.Partner{Version: ucp.V20260408,
-			Endpoint: webhook.Endpoint{Partner: p, BaseURL: sinkURL, APIKey: webhook.NewSecret(apiKey)}}
+		rc.Partners[p] = relay.Partner{Version: ucp.V20260408, Endpoint: webhook.Endpoint{Partner: p, BaseURL: sinkURL, APIKey: webhook.NewSecret(apiKey)}}
 	}
-	r, err := relay.New(rc, []kgo.Opt{kgo.SeedBrokers(seeds...)}, codec, sender)
+	sender, err := webhook.NewSender(webhook.WithAttemptTimeout(2 * time.Second))
 	if err != nil {
 		return sum, err
 	}
-	var wg sync.WaitGroup
-	runCtx, stopRelay := context.WithCancel(ctx)
-	var runErr error
-	wg.Go(func() { runErr = r.Run(runCtx) })
-	defer func() { stopRelay(); wg.Wait() }()
+	first, err := startRelay(ctx, rc, kopts, codec, sender)
+	if err != nil {
+		return sum, err
+	}
+	defer first.stop()
 
-	// 5. The merchant: order placements (Confluent and single-object framing) and one poison record.
+	// 5. The merchant: order lifecycles for both partners (Confluent and single-object
+	// framing), one order for the partner not onboarded yet, and one poison record.
 	prod, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic))
 	if err != nil {
 		return sum, fmt.Errorf("demo: producer: %w", err)
 	}
 	defer prod.Close()
-	start := time.Now().UTC().Truncate(time.Second)
-	for i := range o.Orders {
-		id := fmt.Sprintf("ord_demo_%03d", i+1)
-		ev := gen.Placed(id, partners[i%len(partners)], uint64(i+1), start.Add(time.Duration(i)*time.Second))
-		var v []byte
-		framing := "confluent"
+	byOrder, stream := workload(o.Orders, time.Now().Add(-48*time.Hour).UTC().Truncate(time.Second))
+	sum.Events = len(stream) + 1
+	late := gen.Placed("ord_shopbot_1", latePartner, 99, time.Now().Add(-time.Hour).UTC().Truncate(time.Second))
+	byOrder[late.OrderID] = []orderevents.Event{late}
+	want, err := chaos.Oracle(byOrder)
+	if err != nil {
+		return sum, err
+	}
+	encode := func(i int, ev orderevents.Event) ([]byte, error) {
 		if i%2 == 0 {
-			v, err = codec.EncodeConfluent(schemaID, ev)
-		} else {
-			v, err = codec.EncodeSingleObject(ev)
-			framing = "single-object"
+			return codec.EncodeConfluent(schemaID, ev)
 		}
-		if err != nil {
-			return sum, err
-		}
-		if err := prod.ProduceSync(ctx, &kgo.Record{Key: []byte(id), Value: v}).FirstErr(); err != nil {
-			return sum, fmt.Errorf("demo: produce: %w", err)
-		}
-		p := ev.Payload.(orderevents.OrderPlaced)
-		out.printf("merchant   OrderPlaced %s for %-10s %d line(s), total %s  (%d bytes Avro, %s)\n",
-			id, ev.PartnerID, len(p.LineItems), money(p.Totals), len(v), framing)
-		sum.Events++
+		return codec.EncodeSingleObject(ev)
 	}
-	if err := prod.ProduceSync(ctx, &kgo.Record{Key: []byte("ord_poison"), Value: []byte(`{"not":"avro"}`)}).FirstErr(); err != nil {
-		return sum, fmt.Errorf("demo: produce: %w", err)
-	}
-	sum.Events++
-	out.printf("merchant   a poison record for ord_poison (JSON instead of Avro)\n\n")
+	produced := make(chan error, 1)
+	go func() {
+		produced <- func() error {
+			chunk := max(len(stream)/25, 1)
+			for i := 0; i < len(stream); i += chunk {
+				var recs []*kgo.Record
+				for j, ev := range stream[i:min(i+chunk, len(stream))] {
+					v, err := encode(i+j, ev)
+					if err != nil {
+						return err
+					}
+					recs = append(recs, &kgo.Record{Key: []byte(ev.OrderID), Value: v})
+				}
+				if i == 0 {
+					v, err := encode(0, late)
+					if err != nil {
+						return err
+					}
+					recs = append(recs, &kgo.Record{Key: []byte(late.OrderID), Value: v},
+						&kgo.Record{Key: []byte("ord_poison"), Value: []byte(`{"not":"avro"}`)})
+				}
+				if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+					return fmt.Errorf("demo: produce: %w", err)
+				}
+				if err := sleep(ctx, 250*time.Millisecond); err != nil {
+					return err
+				}
+			}
+			return nil
+		}()
+	}()
+	out.printf("merchant   %d orders, %d events (placements, shipments, deliveries, returns, refunds, cancellations) for %s and %s,\n"+
+		"           plus an order for %s (not onboarded yet) and a poison record (JSON instead of Avro)\n\n", o.Orders, len(stream), partners[0], partners[1], latePartner)
 
-	// 6. Wait for every order and the poison record to reach an end.
-	werr := snk.WaitFor(ctx, func(st sink.Stats) bool { return st.Accepted >= o.Orders })
-	select {
-	case d := <-dead:
-		sum.DeadLettersByReason[d.Reason]++
-		sum.DeadLetters++
-	case <-ctx.Done():
+	// 6. Live progress, and the partner's outage mid-stream.
+	stopProgress := progress(ctx, out, began, func() relay.Stats { return first.r.Stats() }, func() relay.Health { return first.r.Health() }, snk, &mu, &sum)
+	if err := sleep(ctx, 1500*time.Millisecond); err != nil {
+		return sum, err
 	}
-	stopRelay()
-	wg.Wait()
+	out.printf("\n---- the partner goes down for %s: the breaker opens, deliveries wait, fetching pauses at %d pending\n", o.Outage, rc.MaxPending)
+	snk.StartOutage()
+	if err := sleep(ctx, o.Outage); err != nil {
+		return sum, err
+	}
+	sum.Refused = snk.Stats().Injected
+	snk.EndOutage()
+	out.printf("---- the partner is back after refusing %d requests\n\n", sum.Refused)
+	if err := <-produced; err != nil {
+		return sum, err
+	}
+	onboarded := func(id string) bool { return id != late.OrderID }
+	if err := waitConverged(ctx, snk, want, onboarded); err != nil {
+		stopProgress()
+		return sum, fmt.Errorf("demo: %w", err)
+	}
+	for len(deadCh) > 0 || sum.DeadLetters < 2 {
+		select {
+		case d := <-deadCh:
+			sum.DeadLetters++
+			sum.DeadLettersByReason[d.Reason]++
+		case <-ctx.Done():
+			stopProgress()
+			return sum, fmt.Errorf("demo: %d dead letters, want the poison record and the %s order: %w", sum.DeadLetters, latePartner, ctx.Err())
+		}
+	}
+	stopProgress()
+	if err := first.stop(); err != nil {
+		return sum, fmt.Errorf("demo: relay: %w", err)
+	}
+
+	// 7. The operator onboards the late partner (a restart with the new configuration),
+	// inspects the dead-letter topic and replays the order that waited for it.
+	out.printf("\n---- the operator adds partner %s to the configuration and restarts the relay\n", latePartner)
+	rc.Partners[latePartner] = relay.Partner{Version: ucp.V20260408, Endpoint: webhook.Endpoint{Partner: latePartner, BaseURL: sinkURL, APIKey: webhook.NewSecret(apiKey)}}
+	rc.TransactionalID = "ucprelay-demo-2"
+	second, err := startRelay(ctx, rc, kopts, codec, sender)
+	if err != nil {
+		return sum, err
+	}
+	defer second.stop()
+	insp, err := deadletter.Inspect(ctx, kopts, dlqTopic, deadletter.Filter{}, 0)
+	if err != nil {
+		return sum, err
+	}
+	out.printf("$ ucprelay dlq inspect\n")
+	for reason, n := range insp.ByReason {
+		out.printf("           %-22s %d\n", reason, n)
+	}
+	out.printf("$ ucprelay dlq replay --reason %s\n", relay.ReasonUnknownPartner)
+	rs, err := deadletter.Replay(ctx, deadletter.ReplayConfig{KafkaOpts: kopts, Topic: dlqTopic, InputTopic: topic,
+		Filter: deadletter.Filter{Reasons: []string{relay.ReasonUnknownPartner}}})
+	if err != nil {
+		return sum, err
+	}
+	sum.Replayed = int(rs.Replayed)
+	out.printf("           replayed %d of %d dead-letter records\n", rs.Replayed, rs.Scanned)
+	if err := waitConverged(ctx, snk, want, func(string) bool { return true }); err != nil {
+		return sum, fmt.Errorf("demo: after the replay: %w", err)
+	}
+	if err := second.stop(); err != nil {
+		return sum, fmt.Errorf("demo: relay: %w", err)
+	}
+	after, err := deadletter.Inspect(ctx, kopts, dlqTopic, deadletter.Filter{}, 0)
+	if err != nil {
+		return sum, err
+	}
+	sum.DeadLettersAfter = after.Matched
 
 	st := snk.Stats()
-	sum.Delivered, sum.Invalid, sum.Stale, sum.Retried = st.Accepted, st.Invalid, st.Stale, st.Injected
-	printSummary(out, sum)
+	sum.Delivered, sum.Invalid, sum.Stale = st.Accepted, st.Invalid, st.Stale
+	for id, body := range want {
+		if d, ok := snk.Latest(id); ok && chaos.SameJSON(d.Body, body) {
+			sum.Converged++
+		}
+	}
+	printSummary(out, sum, time.Since(began))
 	switch {
-	case runErr != nil:
-		return sum, fmt.Errorf("demo: relay: %w", runErr)
-	case werr != nil:
-		return sum, fmt.Errorf("demo: %d of %d orders delivered in %s: %w", st.Accepted, o.Orders, o.Duration, werr)
 	case sum.Invalid != 0 || sum.Stale != 0:
 		return sum, errors.New("demo: the partner saw invalid or stale bodies")
-	case sum.DeadLetters != 1:
-		return sum, fmt.Errorf("demo: want the poison record dead-lettered, got %d dead letters", sum.DeadLetters)
+	case sum.Converged != sum.Orders:
+		return sum, fmt.Errorf("demo: %d of %d orders converged", sum.Converged, sum.Orders)
+	case sum.BreakerOpened == 0:
+		return sum, errors.New("demo: the outage never opened the breaker")
+	case sum.Replayed != 1 || sum.DeadLettersAfter != sum.DeadLetters:
+		return sum, fmt.Errorf("demo: replayed %d records, dead letters %d before and %d after", sum.Replayed, sum.DeadLetters, sum.DeadLettersAfter)
 	}
 	return sum, nil
+}
+
+// running is a relay started by startRelay.
+type running struct {
+	r    *relay.Relay
+	stop func() error
+}
+
+func startRelay(ctx context.Context, rc relay.Config, kopts []kgo.Opt, codec relay.Codec, snd relay.Sender) (*running, error) {
+	r, err := relay.New(rc, kopts, codec, snd)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	var once sync.Once
+	var runErr error
+	return &running{r: r, stop: func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}}, nil
+}
+
+// workload returns order lifecycles alternating between the partners, and one stream
+// of their events: orders interleaved, each order's events in sequence.
+func workload(orders int, at time.Time) (map[string][]orderevents.Event, []orderevents.Event) {
+	byOrder := make(map[string][]orderevents.Event, orders)
+	queues := make([][]orderevents.Event, orders)
+	for i := range orders {
+		id := fmt.Sprintf("ord_demo_%03d", i+1)
+		evs := gen.Lifecycle(id, partners[i%len(partners)], uint64(i+1), at.Add(time.Duration(i)*time.Minute))
+		byOrder[id], queues[i] = evs, evs
+	}
+	var stream []orderevents.Event
+	for left := true; left; {
+		left = false
+		for i := range queues {
+			if len(queues[i]) > 0 {
+				stream = append(stream, queues[i][0])
+				queues[i] = queues[i][1:]
+				left = true
+			}
+		}
+	}
+	return byOrder, stream
+}
+
+// waitConverged waits until the newest accepted snapshot of every order that include
+// selects is its expected final order.
+func waitConverged(ctx context.Context, snk *sink.Sink, want map[string][]byte, include func(string) bool) error {
+	for {
+		missing := ""
+		for id, body := range want {
+			if !include(id) {
+				continue
+			}
+			if d, ok := snk.Latest(id); !ok || !chaos.SameJSON(d.Body, body) {
+				missing = id
+				break
+			}
+		}
+		if missing == "" {
+			return nil
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("order %s never reached its final state (sink %+v): %w", missing, snk.Stats(), err)
+		}
+	}
+}
+
+// progress prints a status line every second until the returned function is called.
+func progress(ctx context.Context, out *lockedWriter, began time.Time, stats func() relay.Stats, health func() relay.Health,
+	snk *sink.Sink, mu *sync.Mutex, sum *Summary) func() {
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sleep(pctx, time.Second) == nil {
+			st, h, sk := stats(), health(), snk.Stats()
+			if st.Paused {
+				mu.Lock()
+				sum.Paused = true
+				mu.Unlock()
+			}
+			fetching := "fetching"
+			if st.Paused {
+				fetching = "PAUSED"
+			}
+			out.printf("progress   t=%4.1fs consumed %4d events, %4d snapshots delivered, %2d pending, %s, breakers %v, dead letters %d\n",
+				time.Since(began).Seconds(), st.Consumed, sk.Accepted, st.Pending, fetching, h.Breakers, st.DeadLettered)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // createTopics creates the state and dead-letter topics as `ucprelay topics create` does.
@@ -255,18 +487,26 @@ func money(ts []orderevents.Total) string {
 	return "?"
 }
 
-func printSummary(out *lockedWriter, s Summary) {
+func printSummary(out *lockedWriter, s Summary, took time.Duration) {
 	out.mu.Lock()
 	defer out.mu.Unlock()
 	tw := tabwriter.NewWriter(out.w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(out.w, "\nsummary\n")
-	fmt.Fprintf(tw, "orders\t%d\t\n", s.Orders)
-	fmt.Fprintf(tw, "events produced\t%d\t\n", s.Events)
-	fmt.Fprintf(tw, "snapshots delivered\t%d\t\n", s.Delivered)
-	fmt.Fprintf(tw, "answers injected (retried)\t%d\t\n", s.Retried)
-	fmt.Fprintf(tw, "invalid\t%d\t\n", s.Invalid)
-	fmt.Fprintf(tw, "stale\t%d\t\n", s.Stale)
-	fmt.Fprintf(tw, "dead-lettered\t%d\t\n", s.DeadLetters)
+	fmt.Fprintf(out.w, "\nsummary (%s)\n", took.Round(100*time.Millisecond))
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\t\n", k, v) }
+	row("orders", s.Orders)
+	row("events produced", s.Events)
+	row("snapshots delivered", s.Delivered)
+	row("orders at their final state", s.Converged)
+	row("invalid", s.Invalid)
+	row("stale", s.Stale)
+	row("requests refused in the outage", s.Refused)
+	row("breaker opened", s.BreakerOpened)
+	row("fetching paused", s.Paused)
+	for reason, n := range s.DeadLettersByReason {
+		row("dead-lettered: "+reason, n)
+	}
+	row("replayed from the dead-letter topic", s.Replayed)
+	row("dead-letter records after the replay", s.DeadLettersAfter)
 	_ = tw.Flush()
 }
 

@@ -10,21 +10,30 @@ import (
 	"github.com/ucprelay/ucprelay/internal/demo"
 )
 
-// `make demo` must work on a fresh clone: the whole flow in one process, no broker.
+// `make demo` must work on a fresh clone: the whole flow in one process, no broker: the
+// outage opens the breaker and pauses fetching, every order converges, the late
+// partner's order is replayed from the dead-letter topic, and the record file holds
+// every request without the API key.
 func TestDemoEndToEnd(t *testing.T) {
 	t.Parallel()
 	var out, rec bytes.Buffer
-	sum, err := demo.Run(context.Background(), demo.Options{Orders: 6, Duration: 60 * time.Second, Out: &out, Record: &rec})
+	sum, err := demo.Run(context.Background(), demo.Options{Orders: 16, Duration: 90 * time.Second, Outage: 4 * time.Second, Out: &out, Record: &rec})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	if sum.Delivered != 6 || sum.Invalid != 0 || sum.Stale != 0 || sum.DeadLetters != 1 || sum.Retried != 2 {
+	if sum.Converged != 17 || sum.Invalid != 0 || sum.Stale != 0 || sum.BreakerOpened == 0 || !sum.Paused || sum.Refused == 0 ||
+		sum.DeadLetters != 2 || sum.DeadLettersByReason["unknown_partner"] != 1 || sum.Replayed != 1 || sum.DeadLettersAfter != 2 {
 		t.Fatalf("summary %+v\n%s", sum, out.String())
 	}
-	if n := strings.Count(rec.String(), "\n"); n != 8 { // 6 accepted + 2 injected failures
-		t.Fatalf("record file has %d lines, want 8", n)
+	if n := strings.Count(rec.String(), "\n"); n != sum.Delivered+sum.Refused {
+		t.Errorf("record file has %d lines, want %d delivered + %d refused", n, sum.Delivered, sum.Refused)
 	}
 	if strings.Contains(rec.String(), "demo-api-key") {
 		t.Fatal("record file leaks the API key")
+	}
+	for _, want := range []string{"progress", "PAUSED", "closed -> open", "half-open -> closed", "$ ucprelay dlq replay", "summary"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("narration lacks %q", want)
+		}
 	}
 }
