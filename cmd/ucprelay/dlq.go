@@ -145,7 +145,7 @@ where it stopped; --from-start reads the whole topic again.`,
 				KafkaOpts: cfg.KafkaOpts(), Topic: cfg.Kafka.DeadLetterTopic, InputTopic: cfg.Kafka.InputTopic,
 				Partitioner: cfg.Kafka.Partitioner, Filter: f, Group: group, FromStart: fromStart, DryRun: dryRun, Rate: rate,
 				Progress: func(s deadletter.ReplayStats) {
-					bar.show(s.Position, s.Span, fmt.Sprintf("%d records read, %d replayed", s.Scanned, s.Replayed))
+					bar.show(s.Position, s.Span, "offsets", fmt.Sprintf("%d records read, %d replayed", s.Scanned, s.Replayed))
 				},
 			}
 			if dryRun {
@@ -269,7 +269,7 @@ func newProgressBar(w io.Writer) *progressBar {
 	return &progressBar{w: w, tty: tty, start: time.Now()}
 }
 
-func (b *progressBar) show(done, total int64, note string) {
+func (b *progressBar) show(done, total int64, unit, note string) {
 	if !b.tty && time.Since(b.last) < 5*time.Second {
 		return
 	}
@@ -281,7 +281,10 @@ func (b *progressBar) show(done, total int64, note string) {
 	const width = 30
 	fill := int(pct / 100 * width)
 	rate := float64(done) / max(time.Since(b.start).Seconds(), 1e-3)
-	line := fmt.Sprintf("[%s%s] %5.1f%% offset %d/%d, %.0f/s, %s", strings.Repeat("#", fill), strings.Repeat(".", width-fill), pct, done, total, rate, note)
+	line := fmt.Sprintf("[%s%s] %5.1f%% %d/%d %s, %.0f/s", strings.Repeat("#", fill), strings.Repeat(".", width-fill), pct, done, total, unit, rate)
+	if note != "" {
+		line += ", " + note
+	}
 	if b.tty {
 		fmt.Fprintf(b.w, "\r%s", line)
 		b.drawn = true

@@ -12,6 +12,7 @@
 package avrocodec
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -207,6 +208,33 @@ func (c *Codec) EncodeConfluent(id int, ev orderevents.Event) ([]byte, error) {
 	b, err := c.own.BinaryFromNative(buf, n)
 	if err != nil {
 		return nil, fmt.Errorf("avrocodec: encode event %s: %w", ev.ID, err)
+	}
+	return b, nil
+}
+
+// DecodeJSON reads an event from its Avro JSON encoding (the form [Codec.EncodeJSON]
+// writes) and validates it like [Codec.Decode].
+func (c *Codec) DecodeJSON(text []byte) (orderevents.Event, error) {
+	native, rest, err := c.own.NativeFromTextual(text)
+	if err != nil {
+		return orderevents.Event{}, decodeErr(ReasonCorruptPayload, "avro json: %v", err)
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return orderevents.Event{}, decodeErr(ReasonCorruptPayload, "%d bytes after the event", len(rest))
+	}
+	return fromNative(native)
+}
+
+// EncodeJSON writes ev in the Avro JSON encoding of the current schema: a template for
+// events described by hand (`ucprelay produce --file`).
+func (c *Codec) EncodeJSON(ev orderevents.Event) ([]byte, error) {
+	n, err := toNative(ev)
+	if err != nil {
+		return nil, err
+	}
+	b, err := c.own.TextualFromNative(nil, n)
+	if err != nil {
+		return nil, fmt.Errorf("avrocodec: encode event %s as json: %w", ev.ID, err)
 	}
 	return b, nil
 }
