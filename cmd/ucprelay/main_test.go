@@ -144,3 +144,29 @@ func TestKeysGenerate(t *testing.T) {
 		t.Fatal("an existing key was overwritten")
 	}
 }
+
+// config check prints the effective configuration, the environment overriding the file,
+// and refuses an invalid one naming the key.
+func TestConfigCheck(t *testing.T) {
+	t.Parallel()
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	body := "kafka:\n  brokers: [k:9092]\n  input_topic: orders\npartners:\n  google:\n    base_url: https://x\n    ucp_version: 2026-01-23\n    api_key_env: GK\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, []string{"UCPRELAY_KAFKA__GROUP=from-env", "GK=the-key-value"}, "config", "check", cfg)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"group: from-env", "ucp_version: \"2026-01-23\"", "api key: [REDACTED] (13 bytes, from api_key_env GK)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config check lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "the-key-value") {
+		t.Error("config check printed the API key")
+	}
+	if _, err := run(t, []string{"UCPRELAY_DELIVERY__MAX_ATTEMPTS=0"}, "config", "check", cfg); err == nil || !strings.Contains(err.Error(), "delivery.max_attempts") {
+		t.Errorf("invalid config: %v", err)
+	}
+}

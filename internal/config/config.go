@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/parsers/yaml"
 	envprov "github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/file"
@@ -253,7 +255,7 @@ func Effective(src Sources) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := k.Marshal(yaml.Parser())
+	out, err := yaml.Parser().Marshal(datesAsStrings(k.Raw()).(map[string]any))
 	if err != nil {
 		return nil, fmt.Errorf("config: render: %w", err)
 	}
@@ -315,7 +317,12 @@ func load(src Sources) (*koanf.Koanf, *Config, error) {
 		}
 	}
 	var c Config
-	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
+	dc := &mapstructure.DecoderConfig{
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(dateAsString, mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","), mapstructure.TextUnmarshallerHookFunc()),
+		Metadata: nil, Result: &c, WeaklyTypedInput: true, TagName: "koanf",
+	}
+	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf", DecoderConfig: dc}); err != nil {
 		return nil, nil, fmt.Errorf("config: %w", err)
 	}
 	if err := c.Validate(); err != nil {
@@ -389,6 +396,36 @@ func secretFrom(key, file, env string, environ []string) (webhook.Secret, error)
 		return webhook.Secret{}, fmt.Errorf("config: %s: environment variable %s is not set", key, env)
 	}
 	return webhook.Secret{}, nil
+}
+
+// dateAsString keeps a YAML date such as ucp_version: 2026-04-08, which the YAML parser
+// reads as a time, a string as written.
+func dateAsString(from, to reflect.Type, v any) (any, error) {
+	if t, ok := v.(time.Time); ok && to.Kind() == reflect.String && from == reflect.TypeFor[time.Time]() {
+		if t.Equal(t.Truncate(24 * time.Hour)) {
+			return t.Format(time.DateOnly), nil
+		}
+		return t.Format(time.RFC3339), nil
+	}
+	return v, nil
+}
+
+// datesAsStrings renders the YAML dates of a raw configuration as they were written.
+func datesAsStrings(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = datesAsStrings(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = datesAsStrings(e)
+		}
+	case time.Time:
+		s, _ := dateAsString(reflect.TypeFor[time.Time](), reflect.TypeFor[string](), x)
+		return s
+	}
+	return v
 }
 
 // envKey maps UCPRELAY_KAFKA__DEAD_LETTER_TOPIC to kafka.dead_letter_topic, and splits

@@ -2,6 +2,10 @@ package config_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
@@ -182,4 +186,121 @@ partners: {p: {base_url: "https://x", ca_file: "`+notPEM+`"}}
 	if err == nil || !strings.Contains(err.Error(), "partners.p.ca_file") {
 		t.Errorf("a ca_file without certificates: %v", err)
 	}
+}
+
+// The annotated example in docs/ is a valid configuration (with its secret files in
+// place), and `config check` shows how every secret resolves without its value.
+func TestExampleConfigAndEffective(t *testing.T) {
+	t.Parallel()
+	example, err := os.ReadFile(filepath.Join("..", "..", "docs", "config.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// Point the example's files at real ones: a CA, the secrets and a signing key.
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	srv.Close()
+	files := map[string][]byte{
+		"/etc/ucprelay/kafka/ca.pem":               pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}),
+		"/var/run/secrets/ucprelay/kafka-password": []byte("kafka-s3cret\n"),
+		"/var/run/secrets/ucprelay/google-api-key": []byte("google-k3y-value\n"),
+		"/var/run/secrets/ucprelay/signing.pem":    testSigningPEM(t),
+	}
+	text := string(example)
+	for path, content := range files {
+		local := filepath.Join(dir, filepath.Base(path))
+		if err := os.WriteFile(local, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		text = strings.ReplaceAll(text, path, local)
+	}
+	p := write(t, text)
+	c, err := config.Load(config.Sources{File: p})
+	if err != nil {
+		t.Fatalf("the example config does not load: %v", err)
+	}
+	if c.Kafka.SASL.Mechanism != "SCRAM-SHA-512" || c.Delivery.Breaker.Hold != 10*time.Minute || c.Telemetry.Listen != ":8080" {
+		t.Errorf("example parsed as %+v", c)
+	}
+	out, err := config.Effective(config.Sources{File: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"input_topic: orders.events", "partners.google api key: [REDACTED] (16 bytes", "signing key: [REDACTED]",
+		"kafka.sasl SCRAM-SHA-512 password: [REDACTED]", "kafka.tls: on"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("config check output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, secret := range []string{"kafka-s3cret", "google-k3y-value", "PRIVATE KEY"} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("config check prints a secret (%s)", secret)
+		}
+	}
+}
+
+// SASL needs a username and a password source outside the file; TLS a whole key pair.
+func TestKafkaSecurityValidation(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(config.Sources{File: write(t, `
+kafka:
+  brokers: [k:9092]
+  input_topic: orders
+  sasl: {mechanism: GSSAPI}
+  tls: {cert_file: /c.pem}
+partners: {p: {base_url: "https://x"}}
+`)})
+	for _, want := range []string{"kafka.sasl.mechanism", "kafka.tls"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+	_, err = config.Load(config.Sources{File: write(t, `
+kafka:
+  brokers: [k:9092]
+  input_topic: orders
+  sasl: {mechanism: PLAIN, password_env: KP}
+partners: {p: {base_url: "https://x"}}
+`)})
+	for _, want := range []string{"kafka.sasl.username"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+	c, err := config.Load(config.Sources{Environ: []string{"KP=pw"}, File: write(t, `
+kafka:
+  brokers: [k:9092]
+  input_topic: orders
+  sasl: {mechanism: scram-sha-256, username: u, password_env: KP}
+partners: {p: {base_url: "https://x"}}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.KafkaOpts()); n != 3 {
+		t.Errorf("%d Kafka options, want seeds, client id and SASL", n)
+	}
+	_, err = config.Load(config.Sources{File: write(t, `
+kafka:
+  brokers: [k:9092]
+  input_topic: orders
+  sasl: {mechanism: PLAIN, username: u, password_env: MISSING}
+partners: {p: {base_url: "https://x"}}
+`)})
+	if err == nil || !strings.Contains(err.Error(), "MISSING is not set") {
+		t.Errorf("a missing password variable: %v", err)
+	}
+}
+
+func testSigningPEM(t *testing.T) []byte {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
