@@ -50,10 +50,10 @@ docker: ## build the container image (needs a Docker engine)
 	@docker info >/dev/null 2>&1 || { echo "docker: no Docker engine reachable; build the image where one runs (README, Deployment)"; exit 1; }
 	docker build --build-arg VERSION=$(VERSION) -t ucprelay:$(VERSION) .
 
-helm-lint: ## helm lint + helm template of helm/ucprelay
-	@test -f helm/ucprelay/Chart.yaml || { echo "helm-lint: the chart helm/ucprelay is not written yet (issue 7); nothing to lint"; exit 1; }
-	$(TOOL) helm lint helm/ucprelay
+helm-lint: ## helm lint --strict, helm template, and the chart's rendering tests (helm from tools/go.mod)
+	$(TOOL) helm lint --strict helm/ucprelay
 	$(TOOL) helm template ucprelay helm/ucprelay >/dev/null
+	$(GO) test -count=1 ./helm/...
 
 clean: ## remove build output (keeps the Kafka jar cache)
 	rm -rf bin bench.out
