@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/ucprelay/ucprelay/internal/kafkatest"
 	"github.com/ucprelay/ucprelay/internal/sink"
@@ -41,9 +44,20 @@ func TestVersionAndHelp(t *testing.T) {
 			t.Fatalf("help lacks %s: %v\n%s", sub, err, out)
 		}
 	}
-	out, err = run(t, nil, "run", "--help")
+	// Every command that does something has --help with examples.
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Runnable() && c.Name() != "version" && c.Name() != "help" && c.Name() != "completion" && c.Example == "" {
+			t.Errorf("%q has no examples in --help", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd(io.Discard, io.Discard, nil))
+	out, err = run(t, nil, "dlq", "replay", "--help")
 	if err != nil || !strings.Contains(out, "Examples:") {
-		t.Fatalf("run --help has no examples: %v\n%s", err, out)
+		t.Fatalf("dlq replay --help has no examples: %v\n%s", err, out)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,7 +19,7 @@ import (
 func (a *app) sinkCmd() *cobra.Command {
 	var (
 		addr, version, record, prefix, keyEnv, verifyKey string
-		latency                                          time.Duration
+		latency, outageEvery, outageFor                  time.Duration
 		failRate                                         float64
 		failStatus                                       int
 	)
@@ -31,7 +32,8 @@ the UCP order schema of --ucp-version, checks that an order's freshness stamp ne
 back, can inject failures and latency, and with --record writes every request it
 receives as a JSON line (API keys redacted).`,
 		Example: `  ucprelay sink --addr 127.0.0.1:8080 --record /tmp/sink.jsonl
-  SINK_KEY=secret ucprelay sink --api-key-env SINK_KEY --fail-rate 0.3 --fail-status 503 --latency 20ms`,
+  SINK_KEY=secret ucprelay sink --api-key-env SINK_KEY --fail-rate 0.3 --fail-status 503 --latency 20ms
+  ucprelay sink --outage-every 2m --outage-for 30s      # the partner goes down for 30 s every 2 minutes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			val, err := ucpschema.New(version)
@@ -71,6 +73,12 @@ receives as a JSON line (API keys redacted).`,
 			if failRate > 0 {
 				s.FailRate(failRate, sink.Fault{Status: failStatus})
 			}
+			if outageEvery > 0 {
+				if outageFor <= 0 || outageFor >= outageEvery {
+					return errors.New("--outage-for must be positive and shorter than --outage-every")
+				}
+				go outages(cmd.Context(), s, outageEvery, outageFor, cmd.ErrOrStderr())
+			}
 			ln, err := (&net.ListenConfig{}).Listen(cmd.Context(), "tcp", addr)
 			if err != nil {
 				return err
@@ -103,5 +111,29 @@ receives as a JSON line (API keys redacted).`,
 	f.DurationVar(&latency, "latency", 0, "delay every answer")
 	f.Float64Var(&failRate, "fail-rate", 0, "fraction of requests answered with --fail-status")
 	f.IntVar(&failStatus, "fail-status", http.StatusServiceUnavailable, "status of injected failures")
+	f.DurationVar(&outageEvery, "outage-every", 0, "start an outage (every request answered 503) this often")
+	f.DurationVar(&outageFor, "outage-for", 0, "how long each outage lasts")
 	return cmd
+}
+
+// outages takes the sink down for length every period until ctx ends.
+func outages(ctx context.Context, s *sink.Sink, period, length time.Duration, log io.Writer) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.StartOutage()
+		fmt.Fprintf(log, "sink: outage for %s\n", length)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(length):
+		}
+		s.EndOutage()
+		fmt.Fprintln(log, "sink: outage over")
+	}
 }
