@@ -103,7 +103,7 @@ func partnerOr(p, def string) string {
 
 // readEvents reads Avro JSON events from a file or stdin: a JSON array, or one per line.
 func readEvents(stdin io.Reader, file string, codec *avrocodec.Codec) ([]orderevents.Event, error) {
-	var in io.Reader = stdin
+	in := stdin
 	if file != "-" {
 		f, err := os.Open(file)
 		if err != nil {

@@ -60,7 +60,7 @@ func (a *app) run(ctx context.Context, cfg *config.Config) error {
 	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
 	srvErr := make(chan error, 1)
 	if cfg.Telemetry.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.Telemetry.Listen)
+		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Telemetry.Listen)
 		if err != nil {
 			r.Close()
 			stopSrv()

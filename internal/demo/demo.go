@@ -210,7 +210,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	defer first.stop()
+	defer func() { _ = first.stop() }()
 
 	// 5. The merchant: order lifecycles for both partners (Confluent and single-object
 	// framing), one order for the partner not onboarded yet, and one poison record.
@@ -312,7 +312,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	defer second.stop()
+	defer func() { _ = second.stop() }()
 	insp, err := deadletter.Inspect(ctx, kopts, dlqTopic, deadletter.Filter{}, 0)
 	if err != nil {
 		return sum, err
@@ -476,15 +476,6 @@ func createTopics(ctx context.Context, seeds []string) error {
 	defer cl.Close()
 	_, err = topics.Create(ctx, topics.NewAdmin(cl), topics.Layout{Input: []string{topic}, State: stateTopic, DeadLetter: dlqTopic}, 1, 1)
 	return err
-}
-
-func money(ts []orderevents.Total) string {
-	for _, t := range ts {
-		if t.Type == "total" {
-			return fmt.Sprintf("%d.%02d USD", t.Amount/100, t.Amount%100)
-		}
-	}
-	return "?"
 }
 
 func printSummary(out *lockedWriter, s Summary, took time.Duration) {
