@@ -7,6 +7,11 @@
 #   scripts/kafka.sh down     stop the broker started by 'up' (SIGTERM, then SIGKILL after 30 s)
 #   scripts/kafka.sh status   print whether it runs and where
 #   scripts/kafka.sh brokers  print the bootstrap address (for UCPRELAY_TEST_BROKERS)
+#   scripts/kafka.sh sasl-brokers  print the SASL_PLAINTEXT address (for UCPRELAY_TEST_SASL_BROKERS)
+#
+# The broker also listens with SASL_PLAINTEXT on KAFKA_SASL_PORT (default 39094), where the
+# test user "ucprelay" (password "ucprelay-test-secret", this test broker's own) logs in
+# with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
 #
 # Environment: KAFKA_PORT (default 39092), KAFKA_CONTROLLER_PORT (default 39093),
 # KAFKA_CACHE (default <repo>/.cache/kafka), KAFKA_RUN (default <repo>/.cache/kafka/run),
@@ -18,6 +23,9 @@ pom="$root/scripts/kafka/pom.xml"
 version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")
 port=${KAFKA_PORT:-39092}
 cport=${KAFKA_CONTROLLER_PORT:-39093}
+sport=${KAFKA_SASL_PORT:-39094}
+sasl_user=ucprelay
+sasl_pass=ucprelay-test-secret
 cache=${KAFKA_CACHE:-$root/.cache/kafka}
 run=${KAFKA_RUN:-$cache/run}
 libs="$cache/libs-$version"
@@ -52,8 +60,8 @@ up() {
     log "already running (pid $(cat "$run/kafka.pid")) on $brokers"
     return 0
   fi
-  if port_open "$port" || port_open "$cport"; then
-    log "port $port or $cport is taken by another process; set KAFKA_PORT/KAFKA_CONTROLLER_PORT"
+  if port_open "$port" || port_open "$cport" || port_open "$sport"; then
+    log "port $port, $cport or $sport is taken by another process; set KAFKA_PORT/KAFKA_CONTROLLER_PORT/KAFKA_SASL_PORT"
     exit 1
   fi
   rm -rf "$run"
@@ -62,11 +70,15 @@ up() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$sasl_user="$sasl_pass";
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$run/data
 num.partitions=1
 auto.create.topics.enable=false
@@ -102,6 +114,7 @@ PROPS
   id=$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
   java -cp "$cp" -Dlog4j2.configurationFile="file:$run/log4j2.properties" -Dkafka.logs.dir="$run/logs" \
     kafka.tools.StorageTool format --standalone -t "$id" -c "$run/server.properties" --ignore-formatted \
+    --add-scram "SCRAM-SHA-256=[name=$sasl_user,password=$sasl_pass]" --add-scram "SCRAM-SHA-512=[name=$sasl_user,password=$sasl_pass]" \
     >"$run/logs/format.log" 2>&1 || { cat "$run/logs/format.log" >&2; exit 1; }
   log "starting Kafka $version on $brokers (logs: $run/logs)"
   nohup java -Xms256m -Xmx768m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
@@ -142,5 +155,6 @@ case "${1:-}" in
   down) down ;;
   status) if pid_alive; then echo "running pid $(cat "$run/kafka.pid") on $brokers"; else echo "not running"; exit 1; fi ;;
   brokers) echo "$brokers" ;;
-  *) echo "usage: $0 fetch|up|down|status|brokers" >&2; exit 2 ;;
+  sasl-brokers) echo "127.0.0.1:$sport" ;;
+  *) echo "usage: $0 fetch|up|down|status|brokers|sasl-brokers" >&2; exit 2 ;;
 esac

@@ -11,8 +11,9 @@ if ! "$root/scripts/kafka.sh" status >/dev/null 2>&1; then
 fi
 stop() { if [ "$started" = 1 ]; then "$root/scripts/kafka.sh" down || true; fi; }
 trap stop EXIT
-export UCPRELAY_TEST_BROKERS
+export UCPRELAY_TEST_BROKERS UCPRELAY_TEST_SASL_BROKERS
 UCPRELAY_TEST_BROKERS=$("$root/scripts/kafka.sh" brokers)
+UCPRELAY_TEST_SASL_BROKERS=$("$root/scripts/kafka.sh" sasl-brokers)
 status=0
 "$@" || status=$?
 exit "$status"

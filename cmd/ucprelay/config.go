@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"time"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ucprelay/ucprelay/internal/config"
 	"github.com/ucprelay/ucprelay/internal/topics"
@@ -60,4 +65,25 @@ configuration is invalid or a secret cannot be read.`,
 	a.configFlags(check)
 	cmd.AddCommand(check)
 	return cmd
+}
+
+// loadKafkaConfig loads the configuration and checks that the brokers answer with these
+// connection settings, so that a wrong address, certificate or password fails at once
+// with its cause instead of as a timeout later.
+func (a *app) loadKafkaConfig(ctx context.Context, flags *pflag.FlagSet) (*config.Config, error) {
+	cfg, err := a.loadConfig(flags)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(cfg.KafkaOpts()...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := cl.Ping(pctx); err != nil {
+		return nil, fmt.Errorf("kafka: brokers %v do not answer with the configured connection (kafka.tls, kafka.sasl): %w", cfg.Kafka.Brokers, err)
+	}
+	return cfg, nil
 }

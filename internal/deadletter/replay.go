@@ -186,12 +186,35 @@ func replayRecord(kr *kgo.Record, r Record, topic string, partition int32) *kgo.
 	}
 }
 
+// retriable runs fn until it succeeds, fails for good, or 30 s of retriable errors
+// (a coordinator still loading, e.g. on a fresh cluster) have passed.
+func retriable(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		err := fn()
+		if err == nil || !kerr.IsRetriable(err) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
 // progressOf returns the dead-letter offsets a replay group committed.
 func progressOf(ctx context.Context, adm *kadm.Client, group, topic string) (Offsets, error) {
-	resp, err := adm.FetchOffsets(ctx, group)
-	if err == nil {
-		err = resp.Error()
-	}
+	var resp kadm.OffsetResponses
+	err := retriable(ctx, func() error {
+		var err error
+		if resp, err = adm.FetchOffsets(ctx, group); err == nil {
+			err = resp.Error()
+		}
+		return err
+	})
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		return Offsets{}, nil // a first run: no progress kept yet
 	}
@@ -213,10 +236,13 @@ func commitProgress(ctx context.Context, adm *kadm.Client, group, topic string, 
 	for p, o := range done {
 		os.AddOffset(topic, p, o, -1)
 	}
-	resp, err := adm.CommitOffsets(ctx, group, os)
-	if err == nil {
-		err = resp.Error()
-	}
+	err := retriable(ctx, func() error {
+		resp, err := adm.CommitOffsets(ctx, group, os)
+		if err == nil {
+			err = resp.Error()
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("deadletter: keep progress in group %s: %w", group, err)
 	}

@@ -199,3 +199,28 @@ func CreateTopic(t TB, adm *kadm.Client, name string, partitions int32, configs 
 		}
 	})
 }
+
+// EnvSASLBrokers names the real broker's SASL_PLAINTEXT listener (scripts/kafka.sh
+// sasl-brokers), where SASLUser logs in with SASLPassword by PLAIN or SCRAM.
+const EnvSASLBrokers = "UCPRELAY_TEST_SASL_BROKERS"
+
+// The test broker's own SASL user (scripts/kafka.sh); not a credential of anything else.
+const (
+	SASLUser     = "ucprelay"
+	SASLPassword = "ucprelay-test-secret" //nolint:gosec // the local test broker's fixed user
+)
+
+// SASLBrokers returns the SASL listener of the real broker, with the same rules as
+// Brokers when it is not there.
+func SASLBrokers(t TB) []string {
+	t.Helper()
+	if Brokers(t) == nil {
+		return nil
+	}
+	raw := strings.TrimSpace(os.Getenv(EnvSASLBrokers))
+	if raw == "" {
+		missing(t, EnvSASLBrokers+" is not set")
+		return nil
+	}
+	return strings.Split(raw, ",")
+}
