@@ -40,7 +40,7 @@ demo: ## the whole flow on an embedded broker with a local validating sink; exit
 
 kafka-up: ## start the test broker on 127.0.0.1:39092 (then export UCPRELAY_TEST_BROKERS=127.0.0.1:39092)
 	scripts/kafka.sh up
-	@echo "export UCPRELAY_TEST_BROKERS=$$(scripts/kafka.sh brokers) UCPRELAY_TEST_SASL_BROKERS=$$(scripts/kafka.sh sasl-brokers)"
+	@echo "export UCPRELAY_TEST_BROKERS=$$(scripts/kafka.sh brokers) UCPRELAY_TEST_SASL_BROKERS=$$(scripts/kafka.sh sasl-brokers) UCPRELAY_TEST_TLS_BROKERS=$$(scripts/kafka.sh tls-brokers) UCPRELAY_TEST_TLS_DIR=$$(scripts/kafka.sh tls-dir)"
 
 kafka-down: ## stop the test broker
 	scripts/kafka.sh down

@@ -8,10 +8,13 @@
 #   scripts/kafka.sh status   print whether it runs and where
 #   scripts/kafka.sh brokers  print the bootstrap address (for UCPRELAY_TEST_BROKERS)
 #   scripts/kafka.sh sasl-brokers  print the SASL_PLAINTEXT address (for UCPRELAY_TEST_SASL_BROKERS)
+#   scripts/kafka.sh tls-brokers   print the SSL address (for UCPRELAY_TEST_TLS_BROKERS); its CA and a
+#                                  client certificate are in $KAFKA_RUN/tls (UCPRELAY_TEST_TLS_DIR)
 #
 # The broker also listens with SASL_PLAINTEXT on KAFKA_SASL_PORT (default 39094), where the
 # test user "ucprelay" (password "ucprelay-test-secret", this test broker's own) logs in
-# with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+# with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, and with mutual TLS on KAFKA_TLS_PORT (default
+# 39095), with a CA and certificates made for the run by internal/kafkatest/cmd/kafkacerts.
 #
 # Environment: KAFKA_PORT (default 39092), KAFKA_CONTROLLER_PORT (default 39093),
 # KAFKA_CACHE (default <repo>/.cache/kafka), KAFKA_RUN (default <repo>/.cache/kafka/run),
@@ -24,6 +27,7 @@ version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")
 port=${KAFKA_PORT:-39092}
 cport=${KAFKA_CONTROLLER_PORT:-39093}
 sport=${KAFKA_SASL_PORT:-39094}
+tport=${KAFKA_TLS_PORT:-39095}
 sasl_user=ucprelay
 sasl_pass=ucprelay-test-secret
 cache=${KAFKA_CACHE:-$root/.cache/kafka}
@@ -60,21 +64,27 @@ up() {
     log "already running (pid $(cat "$run/kafka.pid")) on $brokers"
     return 0
   fi
-  if port_open "$port" || port_open "$cport" || port_open "$sport"; then
-    log "port $port, $cport or $sport is taken by another process; set KAFKA_PORT/KAFKA_CONTROLLER_PORT/KAFKA_SASL_PORT"
+  if port_open "$port" || port_open "$cport" || port_open "$sport" || port_open "$tport"; then
+    log "port $port, $cport, $sport or $tport is taken by another process; set KAFKA_PORT/KAFKA_CONTROLLER_PORT/KAFKA_SASL_PORT/KAFKA_TLS_PORT"
     exit 1
   fi
   rm -rf "$run"
   mkdir -p "$run/data" "$run/logs"
+  (cd "$root" && go run ./internal/kafkatest/cmd/kafkacerts -dir "$run/tls") || { log "could not make the TLS certificates"; exit 1; }
   cat >"$run/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport,SSL://127.0.0.1:$tport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport,SSL://127.0.0.1:$tport
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL
+listener.name.ssl.ssl.keystore.type=PEM
+listener.name.ssl.ssl.keystore.location=$run/tls/broker-keystore.pem
+listener.name.ssl.ssl.truststore.type=PEM
+listener.name.ssl.ssl.truststore.location=$run/tls/ca.pem
+listener.name.ssl.ssl.client.auth=required
 sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$sasl_user="$sasl_pass";
 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
@@ -156,5 +166,7 @@ case "${1:-}" in
   status) if pid_alive; then echo "running pid $(cat "$run/kafka.pid") on $brokers"; else echo "not running"; exit 1; fi ;;
   brokers) echo "$brokers" ;;
   sasl-brokers) echo "127.0.0.1:$sport" ;;
-  *) echo "usage: $0 fetch|up|down|status|brokers|sasl-brokers" >&2; exit 2 ;;
+  tls-brokers) echo "127.0.0.1:$tport" ;;
+  tls-dir) echo "$run/tls" ;;
+  *) echo "usage: $0 fetch|up|down|status|brokers|sasl-brokers|tls-brokers|tls-dir" >&2; exit 2 ;;
 esac

@@ -11,9 +11,11 @@ if ! "$root/scripts/kafka.sh" status >/dev/null 2>&1; then
 fi
 stop() { if [ "$started" = 1 ]; then "$root/scripts/kafka.sh" down || true; fi; }
 trap stop EXIT
-export UCPRELAY_TEST_BROKERS UCPRELAY_TEST_SASL_BROKERS
+export UCPRELAY_TEST_BROKERS UCPRELAY_TEST_SASL_BROKERS UCPRELAY_TEST_TLS_BROKERS UCPRELAY_TEST_TLS_DIR
 UCPRELAY_TEST_BROKERS=$("$root/scripts/kafka.sh" brokers)
 UCPRELAY_TEST_SASL_BROKERS=$("$root/scripts/kafka.sh" sasl-brokers)
+UCPRELAY_TEST_TLS_BROKERS=$("$root/scripts/kafka.sh" tls-brokers)
+UCPRELAY_TEST_TLS_DIR=$("$root/scripts/kafka.sh" tls-dir)
 status=0
 "$@" || status=$?
 exit "$status"

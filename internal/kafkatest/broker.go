@@ -224,3 +224,26 @@ func SASLBrokers(t TB) []string {
 	}
 	return strings.Split(raw, ",")
 }
+
+// EnvTLSBrokers names the real broker's SSL listener, which requires a client
+// certificate; EnvTLSDir the directory with its CA (ca.pem) and a client certificate
+// (client.pem, client-key.pem).
+const (
+	EnvTLSBrokers = "UCPRELAY_TEST_TLS_BROKERS"
+	EnvTLSDir     = "UCPRELAY_TEST_TLS_DIR"
+)
+
+// TLSBrokers returns the SSL listener of the real broker and the directory of its TLS
+// material, with the same rules as Brokers when they are not there.
+func TLSBrokers(t TB) ([]string, string) {
+	t.Helper()
+	if Brokers(t) == nil {
+		return nil, ""
+	}
+	raw, dir := strings.TrimSpace(os.Getenv(EnvTLSBrokers)), os.Getenv(EnvTLSDir)
+	if raw == "" || dir == "" {
+		missing(t, EnvTLSBrokers+" or "+EnvTLSDir+" is not set")
+		return nil, ""
+	}
+	return strings.Split(raw, ","), dir
+}
