@@ -9,7 +9,7 @@ LDFLAGS   := -s -w -X github.com/ucprelay/ucprelay/internal/buildinfo.Version=$(
 TOOL      := $(GO) tool -modfile=tools/go.mod
 PKGS      := ./...
 
-.PHONY: build test test-unit lint fmt bench demo kafka-up kafka-down docker helm-lint clean help
+.PHONY: build test test-unit lint fmt bench fuzz chaos demo kafka-up kafka-down docker helm-lint clean help
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,13 @@ fmt: ## gofmt and goimports-style formatting
 bench: ## benchmarks on the real broker (end to end vs raw consume and raw HTTP, restore, latency, memory) and of the hot path; 3 runs, benchstat
 	scripts/with-kafka.sh $(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 60m ./pkg/... ./internal/... | tee bench.out
 	$(TOOL) benchstat bench.out
+
+FUZZTIME ?= 5m
+fuzz: ## each fuzz target for FUZZTIME (default 5m): decoder, fold, sink request parsing, state records; crashers land in testdata/fuzz and run in make test
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/avrocodec
+	$(GO) test -run '^$$' -fuzz '^FuzzFold$$' -fuzztime $(FUZZTIME) ./pkg/ucp/fold
+	$(GO) test -run '^$$' -fuzz '^FuzzSinkRequest$$' -fuzztime $(FUZZTIME) ./internal/sink
+	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshal$$' -fuzztime $(FUZZTIME) ./internal/statestore
 
 demo: ## the whole flow on an embedded broker with a local validating sink; exits by itself
 	$(GO) run ./cmd/ucprelay demo $(DEMO_ARGS)

@@ -48,7 +48,7 @@ func newSink(t *testing.T, rec *syncBuf) (*sink.Sink, *httptest.Server) {
 	return s, srv
 }
 
-func example(t *testing.T, name string) []byte {
+func example(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(testshared.Dir(t, "ucp-examples"), name))
 	if err != nil {
