@@ -35,6 +35,9 @@ bench: ## benchmarks on the real broker (end to end vs raw consume and raw HTTP,
 	scripts/with-kafka.sh $(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 60m ./pkg/... ./internal/... | tee bench.out
 	$(TOOL) benchstat bench.out
 
+chaos: ## three relays, a broker of their own, every fault (kill -9, broker restart, 5xx, 60 s outage, slow partner, rebalance storm, growth, poison, dlq replay); report; fails on a broken promise (≤ 10 min)
+	$(GO) run ./internal/chaos/cmd/chaos $(CHAOS_ARGS)
+
 FUZZTIME ?= 5m
 fuzz: ## each fuzz target for FUZZTIME (default 5m): decoder, fold, sink request parsing, state records; crashers land in testdata/fuzz and run in make test
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/avrocodec

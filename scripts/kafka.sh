@@ -5,6 +5,7 @@
 #   scripts/kafka.sh fetch    download the jars into $KAFKA_CACHE (once)
 #   scripts/kafka.sh up       fetch, format a fresh store, start, wait until a metadata request answers
 #   scripts/kafka.sh down     stop the broker started by 'up' (SIGTERM, then SIGKILL after 30 s)
+#   scripts/kafka.sh start    start it again on the same store after a 'down' (its data kept)
 #   scripts/kafka.sh status   print whether it runs and where
 #   scripts/kafka.sh brokers  print the bootstrap address (for UCPRELAY_TEST_BROKERS)
 #   scripts/kafka.sh sasl-brokers  print the SASL_PLAINTEXT address (for UCPRELAY_TEST_SASL_BROKERS)
@@ -126,6 +127,19 @@ PROPS
     kafka.tools.StorageTool format --standalone -t "$id" -c "$run/server.properties" --ignore-formatted \
     --add-scram "SCRAM-SHA-256=[name=$sasl_user,password=$sasl_pass]" --add-scram "SCRAM-SHA-512=[name=$sasl_user,password=$sasl_pass]" \
     >"$run/logs/format.log" 2>&1 || { cat "$run/logs/format.log" >&2; exit 1; }
+  start_broker
+}
+
+# start_broker starts the broker on the store 'up' formatted, keeping its data (used by
+# 'up', and by 'start' after a 'down' to restart a broker as a fault).
+start_broker() {
+  fetch
+  if pid_alive; then
+    log "already running (pid $(cat "$run/kafka.pid")) on $brokers"
+    return 0
+  fi
+  [ -f "$run/server.properties" ] || { log "no broker store at $run: run '$0 up' first"; exit 1; }
+  local cp="$libs/*"
   log "starting Kafka $version on $brokers (logs: $run/logs)"
   nohup java -Xms256m -Xmx768m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="file:$run/log4j2.properties" -Dkafka.logs.dir="$run/logs" \
@@ -162,11 +176,12 @@ down() {
 case "${1:-}" in
   fetch) fetch ;;
   up) up ;;
+  start) start_broker ;;
   down) down ;;
   status) if pid_alive; then echo "running pid $(cat "$run/kafka.pid") on $brokers"; else echo "not running"; exit 1; fi ;;
   brokers) echo "$brokers" ;;
   sasl-brokers) echo "127.0.0.1:$sport" ;;
   tls-brokers) echo "127.0.0.1:$tport" ;;
   tls-dir) echo "$run/tls" ;;
-  *) echo "usage: $0 fetch|up|down|status|brokers|sasl-brokers|tls-brokers|tls-dir" >&2; exit 2 ;;
+  *) echo "usage: $0 fetch|up|start|down|status|brokers|sasl-brokers|tls-brokers|tls-dir" >&2; exit 2 ;;
 esac

@@ -266,7 +266,11 @@ func newProgressBar(w io.Writer) *progressBar {
 			tty = true
 		}
 	}
-	return &progressBar{w: w, tty: tty, start: time.Now()}
+	b := &progressBar{w: w, tty: tty, start: time.Now()}
+	if !tty {
+		b.last = b.start // a log gets its first line after 5 s, not at once
+	}
+	return b
 }
 
 func (b *progressBar) show(done, total int64, unit, note string) {

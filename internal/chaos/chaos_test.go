@@ -584,3 +584,23 @@ func (w *world) eachInput(ctx context.Context, fn func(*kgo.Record, string)) {
 		})
 	}
 }
+
+// The short variant of `make chaos` (scale 0.3: an 18 s outage): every fault on three
+// relay processes and a broker of its own, then the oracle and the state topic.
+func TestChaosScenarioShortRealKafka(t *testing.T) {
+	kafkatest.Brokers(t) // the same rules: java and the jars are there when the shared broker is
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var out strings.Builder
+	rep, err := chaos.RunScenario(ctx, chaos.ScenarioOptions{Orders: 1500, Scale: 0.3, Seed: 1, Dir: t.TempDir(), Out: &out, Binary: ucprelayBinary(t)})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if b := rep.Broken(); len(b) > 0 {
+		t.Fatalf("%v\n%s", b, out.String())
+	}
+	if rep.DeadBefore["http_rejected"] == 0 || rep.DeadAfter["unknown_framing"] <= rep.DeadBefore["unknown_framing"] || rep.Faults["kill -9"] == 0 {
+		t.Errorf("the scenario did not exercise its faults: %+v", rep)
+	}
+	t.Log(out.String())
+}
