@@ -27,13 +27,15 @@ lint: ## go vet, staticcheck and golangci-lint (pinned in tools/go.mod)
 	$(GO) vet $(PKGS)
 	$(TOOL) staticcheck $(PKGS)
 	$(TOOL) golangci-lint run $(PKGS)
+	cd bench && $(GO) vet ./... && $(GO) tool -modfile=../tools/go.mod staticcheck ./...
 
 fmt: ## gofmt and goimports-style formatting
 	gofmt -s -w $$(git ls-files '*.go')
 
-bench: ## benchmarks on the real broker (end to end vs raw consume and raw HTTP, restore, latency, memory) and of the hot path; 3 runs, benchstat
-	scripts/with-kafka.sh $(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 60m ./pkg/... ./internal/... | tee bench.out
-	$(TOOL) benchstat bench.out
+bench: ## ucprelay vs the limits (raw consume, raw HTTP) and the Watermill peer on the real broker: table of medians and ratios, fails below bench/thresholds.json; then the hot-path micro-benchmarks
+	scripts/with-kafka.sh sh -c 'cd bench && $(GO) run ./cmd/ucprelay-bench -thresholds thresholds.json -out ../.cache/bench-table.md $(BENCH_ARGS)'
+	scripts/with-kafka.sh $(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 30m ./pkg/... ./internal/... | tee .cache/bench-micro.out
+	$(TOOL) benchstat .cache/bench-micro.out
 
 chaos: ## three relays, a broker of their own, every fault (kill -9, broker restart, 5xx, 60 s outage, slow partner, rebalance storm, growth, poison, dlq replay); report; fails on a broken promise (≤ 10 min)
 	$(GO) run ./internal/chaos/cmd/chaos $(CHAOS_ARGS)
