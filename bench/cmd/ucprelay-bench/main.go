@@ -18,7 +18,7 @@ import (
 )
 
 func main() {
-	orders := flag.Int("orders", 50000, "orders (≈4 events each)")
+	orders := flag.Int("orders", 63000, "orders (≈3.2 events each: 63000 orders make ≥ 200k events)")
 	partitions := flag.Int("partitions", 12, "input partitions")
 	runs := flag.Int("runs", 3, "runs; every figure is the median")
 	lats := flag.String("sink-latency", "0s,20ms,100ms", "sink latencies of the end-to-end cases")
