@@ -402,6 +402,12 @@ func (s *scenarioRun) faultsSchedule(ctx context.Context) error {
 		}},
 		{"rebalance storm", func(ctx context.Context) error {
 			for end := time.Now().Add(s.phase(20 * time.Second)); time.Now().Before(end); {
+				// A replica stopped within milliseconds of its start would die by the
+				// signal's default action, before Go installs its handler: a kill, which
+				// the kill -9 phase covers. Give each one a moment to start.
+				if err := sleepCtx(ctx, time.Duration(300+s.rng.IntN(700))*time.Millisecond); err != nil {
+					return err
+				}
 				r := s.reps[s.rng.IntN(len(s.reps))]
 				if err := r.Stop(30 * time.Second); err != nil {
 					s.say("%s: stop: %v", r.Name, err)
