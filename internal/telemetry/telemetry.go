@@ -50,8 +50,8 @@ type SDK struct {
 }
 
 // Setup installs the global meter provider (Prometheus, and OTLP when configured), the
-// global tracer provider (OTLP when configured; spans are not recorded otherwise) and
-// the W3C trace-context propagator. Call Shutdown before the process exits.
+// global tracer provider when OTLP is configured (otherwise spans are not recorded and
+// the trace context passes through unchanged) and the W3C trace-context propagator. Call Shutdown before the process exits.
 func Setup(ctx context.Context, cfg Config) (*SDK, error) {
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
 		semconv.ServiceName(cfg.Service), semconv.ServiceVersion(cfg.Version)))
@@ -81,13 +81,15 @@ func Setup(ctx context.Context, cfg Config) (*SDK, error) {
 			return nil, fmt.Errorf("telemetry: otlp traces: %w", err)
 		}
 		topts = append(topts, sdktrace.WithBatcher(te))
-	} else {
-		topts = append(topts, sdktrace.WithSampler(sdktrace.NeverSample()))
 	}
-	s := &SDK{mp: sdkmetric.NewMeterProvider(mopts...), tp: sdktrace.NewTracerProvider(topts...),
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
+	s := &SDK{mp: sdkmetric.NewMeterProvider(mopts...), Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
 	otel.SetMeterProvider(s.mp)
-	otel.SetTracerProvider(s.tp)
+	if cfg.OTLPEndpoint != "" {
+		// Without an exporter the global no-op tracer stays: it records nothing and
+		// passes the producer's trace context (id and sampled flag) on to the partner.
+		s.tp = sdktrace.NewTracerProvider(topts...)
+		otel.SetTracerProvider(s.tp)
+	}
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	return s, nil
 }
@@ -102,7 +104,11 @@ var latencyView = sdkmetric.NewView(
 
 // Shutdown flushes and stops the exporters.
 func (s *SDK) Shutdown(ctx context.Context) error {
-	return errors.Join(s.tp.Shutdown(ctx), s.mp.Shutdown(ctx))
+	var terr error
+	if s.tp != nil {
+		terr = s.tp.Shutdown(ctx)
+	}
+	return errors.Join(terr, s.mp.Shutdown(ctx))
 }
 
 // Health is what /readyz reports; Ready decides its status code.
