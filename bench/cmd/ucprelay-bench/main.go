@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -25,7 +26,18 @@ func main() {
 	peerLimit := flag.Duration("peer-limit", 30*time.Second, "upper bound of each Watermill throughput case")
 	thresholds := flag.String("thresholds", "bench/thresholds.json", "ratio thresholds; empty: no guard")
 	out := flag.String("out", "", "also write the table to this file")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (relay and peer run in this process)")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	brokers := os.Getenv("UCPRELAY_TEST_BROKERS")
 	if brokers == "" {
 		fail(fmt.Errorf("UCPRELAY_TEST_BROKERS is not set (make bench starts the broker)"))
@@ -67,6 +79,7 @@ func main() {
 		for _, b := range below {
 			fmt.Fprintln(os.Stderr, "  "+b)
 		}
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 	fmt.Fprintf(os.Stderr, "\nbench: every ratio at or above %s\n", *thresholds)
