@@ -68,6 +68,21 @@ func WithKnownSchemas(schemas ...string) Option {
 	}
 }
 
+// Limits on what one record may make goavro allocate. goavro sizes an array's slice by
+// the block count the bytes announce (up to MaxInt32 by default), so a few corrupt bytes
+// could make it allocate gigabytes and stall a partition for seconds (found by
+// FuzzDecode). No order event has anywhere near 65536 items in one array or a 16 MiB
+// string; a record announcing more is corrupt and dead-lettered.
+const (
+	maxBlockCount = 1 << 16
+	maxBlockSize  = 16 << 20
+)
+
+func init() {
+	goavro.MaxBlockCount = maxBlockCount
+	goavro.MaxBlockSize = maxBlockSize
+}
+
 // New returns a Codec.
 func New(opts ...Option) (*Codec, error) {
 	own, err := goavro.NewCodec(avro.OrderEvent)

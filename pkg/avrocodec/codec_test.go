@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -210,4 +211,19 @@ func newerSchema(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// A few corrupt bytes announcing an array of 2^30 items made goavro allocate gigabytes
+// and take 16 s (FuzzDecode found it): the block count limit now refuses it as corrupt.
+func TestDecodeRefusesHugeBlockCounts(t *testing.T) {
+	t.Parallel()
+	c, err := avrocodec.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []byte("\xc3\x01.\xe0\x1cl\x14\xe6\xe5\xcb\n00000\n000000\x12000000000\x02\f000000\x00\x00\x00\x00\x00\x00\x00\x00\x8e\x8e\x8ey")
+	_, err = c.Decode(context.Background(), in)
+	if avrocodec.ReasonOf(err) != avrocodec.ReasonCorruptPayload || !strings.Contains(err.Error(), "exceeds MaxBlockCount") {
+		t.Fatalf("got %v, want corrupt_payload from the block count limit", err)
+	}
 }
