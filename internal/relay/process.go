@@ -299,7 +299,16 @@ func (r *Relay) processKey(ctx context.Context, b *batch, w *keyWork) error {
 	if m.added == 0 && len(m.events) == len(st.events) {
 		return nil
 	}
-	return r.stage(ctx, b, w, st, m, spanCtx, lastRec)
+	var fresh map[string][]byte
+	for id, rec := range newRecs {
+		if r.codec.Canonical(rec.Value) {
+			if fresh == nil {
+				fresh = make(map[string][]byte, len(newRecs))
+			}
+			fresh[id] = rec.Value
+		}
+	}
+	return r.stage(ctx, b, w, st, m, fresh, spanCtx, lastRec)
 }
 
 // admission is what admit decided about one input record: dead-letter it, fold its
@@ -383,7 +392,7 @@ func (r *Relay) resendCurrent(ctx context.Context, b *batch, w *keyWork, sc trac
 		return fmt.Errorf("relay: order %s: stored events no longer fold: %w", w.key, err)
 	}
 	r.stats.replayed.Add(1)
-	return r.stage(ctx, b, w, st, merged{events: st.events, snap: snap}, sc, last)
+	return r.stage(ctx, b, w, st, merged{events: st.events, snap: snap}, nil, sc, last)
 }
 
 func hasEvent(evs []orderevents.Event, id string) bool {
@@ -397,11 +406,15 @@ func hasEvent(evs []orderevents.Event, id string) bool {
 
 // stage writes the order's new state record into the batch and, when the order is
 // placed, the snapshot job that goes out after commit, with its envelope marked pending.
-func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *orderState, m merged, sc trace.SpanContext, last *kgo.Record) error {
+// fresh holds the received bytes of new events that are already in the stored form.
+func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *orderState, m merged, fresh map[string][]byte, sc trace.SpanContext, last *kgo.Record) error {
 	rec := st.rec
-	known := make(map[string][]byte, len(st.events))
+	known := make(map[string][]byte, len(st.events)+len(fresh))
 	for i, ev := range st.events {
 		known[ev.ID] = rec.Events[i]
+	}
+	for id, raw := range fresh {
+		known[id] = raw // already canonical: stored as received, not encoded again
 	}
 	events := make([][]byte, 0, len(m.events))
 	for _, ev := range m.events {

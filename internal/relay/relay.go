@@ -28,6 +28,9 @@ import (
 type Codec interface {
 	Decode(ctx context.Context, value []byte) (orderevents.Event, error)
 	EncodeSingleObject(ev orderevents.Event) ([]byte, error)
+	// Canonical reports whether a value is already in the stored form (single-object
+	// encoding with the current schema), so it is kept instead of encoded again.
+	Canonical(value []byte) bool
 }
 
 // Sender makes one delivery attempt.

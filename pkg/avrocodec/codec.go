@@ -127,6 +127,14 @@ func (c *Codec) Decode(ctx context.Context, value []byte) (ev orderevents.Event,
 	return fromNative(native)
 }
 
+// Canonical reports whether value is already what [Codec.EncodeSingleObject] would
+// store: Avro single-object encoding with the codec's own (current) schema. Such a value
+// that [Codec.Decode] accepted can be kept as it is instead of being encoded again.
+func (c *Codec) Canonical(value []byte) bool {
+	return len(value) >= 10 && value[0] == soeMagic0 && value[1] == soeMagic1 &&
+		binary.LittleEndian.Uint64(value[2:10]) == c.own.Rabin
+}
+
 func (c *Codec) writerCodec(ctx context.Context, value []byte) (*goavro.Codec, []byte, error) {
 	switch {
 	case len(value) >= 5 && value[0] == confluentMagic:

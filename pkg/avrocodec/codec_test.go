@@ -227,3 +227,31 @@ func TestDecodeRefusesHugeBlockCounts(t *testing.T) {
 		t.Fatalf("got %v, want corrupt_payload from the block count limit", err)
 	}
 }
+
+// Canonical is true only for what EncodeSingleObject writes: the relay stores such a
+// received value as it is; any other framing or schema is decoded and encoded again.
+func TestCanonical(t *testing.T) {
+	t.Parallel()
+	c, err := avrocodec.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	soe, err := c.EncodeSingleObject(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := c.EncodeConfluent(7, sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := append([]byte(nil), soe...)
+	other[5] ^= 0xff // another schema's fingerprint
+	for name, tc := range map[string]struct {
+		v    []byte
+		want bool
+	}{"single-object, own schema": {soe, true}, "confluent": {conf, false}, "other fingerprint": {other, false}, "short": {soe[:9], false}, "empty": {nil, false}} {
+		if got := c.Canonical(tc.v); got != tc.want {
+			t.Errorf("%s: Canonical %v, want %v", name, got, tc.want)
+		}
+	}
+}
