@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,17 +23,9 @@ func TestDLQInspectAndReplayCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	seeds := kafkatest.Brokers(t)
-	n := kafkatest.NewNames(t)
-	adm := kafkatest.Admin(t, seeds)
-	input, state, dlq := n.Topic("orders"), n.Topic("state"), n.Topic("dlq")
-	kafkatest.CreateTopic(t, adm, input, 4, nil)
-	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), state, dlq) })
-	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	body := "kafka:\n  brokers: [" + seeds[0] + "]\n  input_topic: " + input + "\n  state_topic: " + state + "\n  dead_letter_topic: " + dlq +
-		"\npartners:\n  google:\n    base_url: http://127.0.0.1:9\n"
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tt := newTestTopics(t, seeds, 4)
+	adm, input, dlq := tt.adm, tt.input, tt.dlq
+	cfg := tt.config(t, seeds[0], "", nowhere, "")
 	if out, err := run(t, nil, "--config", cfg, "topics", "create", "--replication", "1"); err != nil {
 		t.Fatalf("topics create: %v\n%s", err, out)
 	}

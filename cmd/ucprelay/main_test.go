@@ -79,17 +79,9 @@ func TestRunRejectsBadConfigNamingTheKey(t *testing.T) {
 func TestTopicsCreateAndRunChecksLayout(t *testing.T) {
 	t.Parallel()
 	seeds := kafkatest.Brokers(t)
-	n := kafkatest.NewNames(t)
-	adm := kafkatest.Admin(t, seeds)
-	input, state, dlq := n.Topic("orders"), n.Topic("state"), n.Topic("dlq")
-	kafkatest.CreateTopic(t, adm, input, 2, nil)
-	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), state, dlq) })
-	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	body := "kafka:\n  brokers: [" + seeds[0] + "]\n  input_topic: " + input + "\n  state_topic: " + state + "\n  dead_letter_topic: " + dlq +
-		"\npartners:\n  google:\n    base_url: http://127.0.0.1:9\n"
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tt := newTestTopics(t, seeds, 2)
+	n, state, dlq := tt.names, tt.state, tt.dlq
+	cfg := tt.config(t, seeds[0], "", nowhere, "")
 	out, err := run(t, nil, "--config", cfg, "topics", "create", "--replication", "1")
 	if err != nil || !strings.Contains(out, "created  "+dlq+" (2 partitions)") || !strings.Contains(out, "created  "+state+" (2 partitions)") {
 		t.Fatalf("topics create: %v\n%s", err, out)
@@ -163,11 +155,7 @@ func TestKeysGenerate(t *testing.T) {
 // and refuses an invalid one naming the key.
 func TestConfigCheck(t *testing.T) {
 	t.Parallel()
-	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	body := "kafka:\n  brokers: [k:9092]\n  input_topic: orders\npartners:\n  google:\n    base_url: https://x\n    ucp_version: 2026-01-23\n    api_key_env: GK\n"
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := writeConfig(t, "kafka:\n  brokers: [k:9092]\n  input_topic: orders\npartners:\n  google:\n    base_url: https://x\n    ucp_version: 2026-01-23\n    api_key_env: GK\n")
 	out, err := run(t, []string{"UCPRELAY_KAFKA__GROUP=from-env", "GK=the-key-value"}, "config", "check", cfg)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)

@@ -22,16 +22,10 @@ func TestProduceCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	seeds := kafkatest.Brokers(t)
-	n := kafkatest.NewNames(t)
-	adm := kafkatest.Admin(t, seeds)
-	input := n.Topic("orders")
-	kafkatest.CreateTopic(t, adm, input, 3, nil)
+	tt := newTestTopics(t, seeds, 3)
+	input := tt.input
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "c.yaml")
-	body := "kafka:\n  brokers: [" + seeds[0] + "]\n  input_topic: " + input + "\npartners:\n  google:\n    base_url: http://127.0.0.1:9\n"
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := tt.config(t, seeds[0], "", nowhere, "")
 	out, err := run(t, nil, "--config", cfg, "produce", "--sample", "5", "--seed", "3")
 	if err != nil || !strings.Contains(out, "of 5 orders to "+input) {
 		t.Fatalf("produce --sample: %v\n%s", err, out)

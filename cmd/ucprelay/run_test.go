@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -45,11 +43,8 @@ func TestRunServesHealthAndMetrics(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	seeds := kafkatest.Brokers(t)
-	n := kafkatest.NewNames(t)
-	adm := kafkatest.Admin(t, seeds)
-	input, state, dlq := n.Topic("orders"), n.Topic("state"), n.Topic("dlq")
-	kafkatest.CreateTopic(t, adm, input, 2, nil)
-	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), state, dlq) })
+	tt := newTestTopics(t, seeds, 2)
+	n, input := tt.names, tt.input
 	val, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), "2026-04-08")
 	if err != nil {
 		t.Fatal(err)
@@ -60,13 +55,8 @@ func TestRunServesHealthAndMetrics(t *testing.T) {
 	}
 	srv := httptest.NewServer(snk)
 	defer srv.Close()
-	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	body := "kafka:\n  brokers: [" + seeds[0] + "]\n  input_topic: " + input + "\n  state_topic: " + state + "\n  dead_letter_topic: " + dlq +
-		"\n  group: " + n.Group() + "\n  transactional_id: " + n.TxnID() + "\n  session_timeout: 9s\n" +
-		"partners:\n  google:\n    base_url: " + srv.URL + "\ndelivery:\n  attempt_timeout: 3s\ntelemetry:\n  listen: 127.0.0.1:0\n"
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := tt.config(t, seeds[0], "  group: "+n.Group()+"\n  transactional_id: "+n.TxnID()+"\n  session_timeout: 9s\n",
+		srv.URL, "delivery:\n  attempt_timeout: 3s\ntelemetry:\n  listen: 127.0.0.1:0\n")
 	if out, err := run(t, nil, "--config", cfg, "topics", "create", "--replication", "1"); err != nil {
 		t.Fatalf("topics create: %v\n%s", err, out)
 	}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,20 +14,10 @@ func TestKafkaSASLRealKafka(t *testing.T) {
 	t.Parallel()
 	plain := kafkatest.Brokers(t)
 	sasl := kafkatest.SASLBrokers(t)
-	n := kafkatest.NewNames(t)
-	adm := kafkatest.Admin(t, plain)
-	input := n.Topic("orders")
-	kafkatest.CreateTopic(t, adm, input, 2, nil)
+	tt := newTestTopics(t, plain, 2)
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
-		state, dlq := n.Topic("state-"+mech), n.Topic("dlq-"+mech)
-		t.Cleanup(func() { _, _ = adm.DeleteTopics(t.Context(), state, dlq) })
-		cfg := filepath.Join(t.TempDir(), "c.yaml")
-		body := "kafka:\n  brokers: [" + sasl[0] + "]\n  input_topic: " + input + "\n  state_topic: " + state + "\n  dead_letter_topic: " + dlq +
-			"\n  sasl:\n    mechanism: " + mech + "\n    username: " + kafkatest.SASLUser + "\n    password_env: KAFKA_PASSWORD\n" +
-			"partners:\n  google:\n    base_url: http://127.0.0.1:9\n"
-		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		cfg := tt.variant(t, "-"+mech).config(t, sasl[0],
+			"  sasl:\n    mechanism: "+mech+"\n    username: "+kafkatest.SASLUser+"\n    password_env: KAFKA_PASSWORD\n", nowhere, "")
 		env := []string{"KAFKA_PASSWORD=" + kafkatest.SASLPassword}
 		if out, err := run(t, env, "--config", cfg, "topics", "create", "--replication", "1"); err != nil {
 			t.Fatalf("%s: topics create: %v\n%s", mech, err, out)

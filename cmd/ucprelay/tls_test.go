@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,20 +16,8 @@ func TestKafkaTLSRealKafka(t *testing.T) {
 	t.Parallel()
 	plain := kafkatest.Brokers(t)
 	tlsSeeds, dir := kafkatest.TLSBrokers(t)
-	n := kafkatest.NewNames(t)
-	adm := kafkatest.Admin(t, plain)
-	input, state, dlq := n.Topic("orders"), n.Topic("state"), n.Topic("dlq")
-	kafkatest.CreateTopic(t, adm, input, 2, nil)
-	t.Cleanup(func() { _, _ = adm.DeleteTopics(t.Context(), state, dlq) })
-	write := func(tls string) string {
-		cfg := filepath.Join(t.TempDir(), "c.yaml")
-		body := "kafka:\n  brokers: [" + tlsSeeds[0] + "]\n  input_topic: " + input + "\n  state_topic: " + state + "\n  dead_letter_topic: " + dlq +
-			"\n  tls:\n" + tls + "partners:\n  google:\n    base_url: http://127.0.0.1:9\n"
-		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
+	tt := newTestTopics(t, plain, 2)
+	write := func(tls string) string { return tt.config(t, tlsSeeds[0], "  tls:\n"+tls, nowhere, "") }
 	ca, cert, key := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
 	good := write("    enabled: true\n    ca_file: " + ca + "\n    cert_file: " + cert + "\n    key_file: " + key + "\n")
 	if out, err := run(t, nil, "--config", good, "topics", "create", "--replication", "1"); err != nil {

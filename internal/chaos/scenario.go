@@ -26,6 +26,7 @@ import (
 	"github.com/ucprelay/ucprelay/internal/sink"
 	"github.com/ucprelay/ucprelay/internal/statestore"
 	"github.com/ucprelay/ucprelay/internal/topics"
+	"github.com/ucprelay/ucprelay/internal/wait"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
@@ -315,7 +316,7 @@ func (s *scenarioRun) produce(ctx context.Context, evs []orderevents.Event, span
 		if err := produceRetrying(ctx, s.cl, recs); err != nil {
 			return err
 		}
-		if err := sleepCtx(ctx, gap); err != nil {
+		if err := wait.Sleep(ctx, gap); err != nil {
 			return err
 		}
 	}
@@ -329,20 +330,9 @@ func produceRetrying(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) er
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
-		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 500*time.Millisecond); err != nil {
 			return err
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
@@ -356,17 +346,17 @@ func (s *scenarioRun) faultsSchedule(ctx context.Context) error {
 			s.snk.FailRate(0.3, sink.Fault{Status: http.StatusInternalServerError})
 			s.rejectOn.Store(true)
 			s.fault("5xx for 30% of calls")
-			return sleepCtx(ctx, s.phase(30*time.Second))
+			return wait.Sleep(ctx, s.phase(30*time.Second))
 		}},
 		{"kill -9 of relays at random", func(ctx context.Context) error {
 			for end := time.Now().Add(s.phase(30 * time.Second)); time.Now().Before(end); {
-				if err := sleepCtx(ctx, time.Duration(1000+s.rng.IntN(3000))*time.Millisecond); err != nil {
+				if err := wait.Sleep(ctx, time.Duration(1000+s.rng.IntN(3000))*time.Millisecond); err != nil {
 					return err
 				}
 				r := s.reps[s.rng.IntN(len(s.reps))]
 				r.Kill()
 				s.fault("kill -9")
-				if err := sleepCtx(ctx, time.Duration(100+s.rng.IntN(800))*time.Millisecond); err != nil {
+				if err := wait.Sleep(ctx, time.Duration(100+s.rng.IntN(800))*time.Millisecond); err != nil {
 					return err
 				}
 				if err := r.Start(ctx); err != nil {
@@ -381,7 +371,7 @@ func (s *scenarioRun) faultsSchedule(ctx context.Context) error {
 				return err
 			}
 			s.fault("broker stop/start")
-			if err := sleepCtx(ctx, max(s.phase(10*time.Second), 3*time.Second)); err != nil {
+			if err := wait.Sleep(ctx, max(s.phase(10*time.Second), 3*time.Second)); err != nil {
 				return err
 			}
 			return s.kafka(ctx, "start")
@@ -389,14 +379,14 @@ func (s *scenarioRun) faultsSchedule(ctx context.Context) error {
 		{"slow partner (300 ms per answer)", func(ctx context.Context) error {
 			s.snk.SetLatency(300 * time.Millisecond)
 			s.fault("slow partner")
-			err := sleepCtx(ctx, s.phase(30*time.Second))
+			err := wait.Sleep(ctx, s.phase(30*time.Second))
 			s.snk.SetLatency(0)
 			return err
 		}},
 		{"partner outage", func(ctx context.Context) error {
 			s.snk.StartOutage()
 			s.fault(fmt.Sprintf("partner outage (%s)", s.phase(60*time.Second).Round(time.Second)))
-			err := sleepCtx(ctx, s.phase(60*time.Second))
+			err := wait.Sleep(ctx, s.phase(60*time.Second))
 			s.snk.EndOutage()
 			return err
 		}},
@@ -405,7 +395,7 @@ func (s *scenarioRun) faultsSchedule(ctx context.Context) error {
 				// A replica stopped within milliseconds of its start would die by the
 				// signal's default action, before Go installs its handler: a kill, which
 				// the kill -9 phase covers. Give each one a moment to start.
-				if err := sleepCtx(ctx, time.Duration(300+s.rng.IntN(700))*time.Millisecond); err != nil {
+				if err := wait.Sleep(ctx, time.Duration(300+s.rng.IntN(700))*time.Millisecond); err != nil {
 					return err
 				}
 				r := s.reps[s.rng.IntN(len(s.reps))]
@@ -413,7 +403,7 @@ func (s *scenarioRun) faultsSchedule(ctx context.Context) error {
 					s.say("%s: stop: %v", r.Name, err)
 				}
 				s.fault("rebalance (stop/start)")
-				if err := sleepCtx(ctx, time.Duration(200+s.rng.IntN(1500))*time.Millisecond); err != nil {
+				if err := wait.Sleep(ctx, time.Duration(200+s.rng.IntN(1500))*time.Millisecond); err != nil {
 					return err
 				}
 				if err := r.Start(ctx); err != nil {
@@ -437,7 +427,7 @@ func (s *scenarioRun) faultsSchedule(ctx context.Context) error {
 				if err == nil || !strings.Contains(string(out), "active members") {
 					break
 				}
-				if err := sleepCtx(ctx, time.Second); err != nil {
+				if err := wait.Sleep(ctx, time.Second); err != nil {
 					return err
 				}
 			}
@@ -478,7 +468,7 @@ func (s *scenarioRun) converge(ctx context.Context, oracle map[string][]byte, d 
 				missing = append(missing, id)
 			}
 		}
-		if len(missing) == 0 || time.Now().After(deadline) || sleepCtx(ctx, 500*time.Millisecond) != nil {
+		if len(missing) == 0 || time.Now().After(deadline) || wait.Sleep(ctx, 500*time.Millisecond) != nil {
 			sort.Strings(missing)
 			return missing
 		}
@@ -525,7 +515,7 @@ func (s *scenarioRun) notAcked(ctx context.Context, wl Workload) (int, error) {
 		if bad == 0 || time.Now().After(deadline) {
 			return bad, nil
 		}
-		if err := sleepCtx(ctx, time.Second); err != nil {
+		if err := wait.Sleep(ctx, time.Second); err != nil {
 			return bad, err
 		}
 	}

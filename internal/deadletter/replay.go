@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ucprelay/ucprelay/internal/keys"
+	"github.com/ucprelay/ucprelay/internal/wait"
 )
 
 // ReplayConfig configures [Replay].
@@ -195,12 +196,8 @@ func retriable(ctx context.Context, fn func() error) error {
 		if err == nil || !kerr.IsRetriable(err) || time.Now().After(deadline) {
 			return err
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if wait.Sleep(ctx, delay) != nil {
 			return err
-		case <-t.C:
 		}
 	}
 }
@@ -275,14 +272,8 @@ func newPacer(rate float64) func(context.Context) error {
 	every := time.Duration(float64(time.Second) / rate)
 	next := time.Now()
 	return func(ctx context.Context) error {
-		if d := time.Until(next); d > 0 {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-			}
+		if err := wait.Sleep(ctx, time.Until(next)); err != nil {
+			return err
 		}
 		next = next.Add(every)
 		if now := time.Now(); next.Before(now.Add(-time.Second)) {

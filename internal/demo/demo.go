@@ -30,6 +30,7 @@ import (
 	"github.com/ucprelay/ucprelay/internal/schemaregistry"
 	"github.com/ucprelay/ucprelay/internal/sink"
 	"github.com/ucprelay/ucprelay/internal/topics"
+	"github.com/ucprelay/ucprelay/internal/wait"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
@@ -257,7 +258,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 				if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 					return fmt.Errorf("demo: produce: %w", err)
 				}
-				if err := sleep(ctx, 250*time.Millisecond); err != nil {
+				if err := wait.Sleep(ctx, 250*time.Millisecond); err != nil {
 					return err
 				}
 			}
@@ -269,12 +270,12 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 
 	// 6. Live progress, and the partner's outage mid-stream.
 	stopProgress := progress(ctx, out, began, func() relay.Stats { return first.r.Stats() }, func() relay.Health { return first.r.Health() }, snk, &mu, &sum)
-	if err := sleep(ctx, 1500*time.Millisecond); err != nil {
+	if err := wait.Sleep(ctx, 1500*time.Millisecond); err != nil {
 		return sum, err
 	}
 	out.printf("\n---- the partner goes down for %s: the breaker opens, deliveries wait, fetching pauses at %d pending\n", o.Outage, rc.MaxPending)
 	snk.StartOutage()
-	if err := sleep(ctx, o.Outage); err != nil {
+	if err := wait.Sleep(ctx, o.Outage); err != nil {
 		return sum, err
 	}
 	sum.Refused = snk.Stats().Injected
@@ -425,7 +426,7 @@ func waitConverged(ctx context.Context, snk *sink.Sink, want map[string][]byte, 
 		if missing == "" {
 			return nil
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return fmt.Errorf("order %s never reached its final state (sink %+v): %w", missing, snk.Stats(), err)
 		}
 	}
@@ -438,7 +439,7 @@ func progress(ctx context.Context, out *lockedWriter, began time.Time, stats fun
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for sleep(pctx, time.Second) == nil {
+		for wait.Sleep(pctx, time.Second) == nil {
 			st, h, sk := stats(), health(), snk.Stats()
 			if st.Paused {
 				mu.Lock()
@@ -454,17 +455,6 @@ func progress(ctx context.Context, out *lockedWriter, began time.Time, stats fun
 		}
 	}()
 	return func() { cancel(); <-done }
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // createTopics creates the state and dead-letter topics as `ucprelay topics create` does.

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/ucprelay/ucprelay/internal/wait"
 	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
 
@@ -142,7 +143,7 @@ func (q *queue) run(ctx context.Context, j Job) {
 			j.NotBefore = t
 		}
 		if d := time.Until(j.NotBefore); d > 0 {
-			if sleep(ctx, d) != nil {
+			if wait.Sleep(ctx, d) != nil {
 				q.finishOrder(ctx, j)
 				return
 			}
@@ -277,7 +278,7 @@ func (q *queue) deliver(ctx context.Context, j Job) Outcome {
 				pause = max(pause, q.cfg.Backoff.Delay(credRetries, nil))
 				credRetries++
 			}
-			if sleep(ctx, pause) != nil {
+			if wait.Sleep(ctx, pause) != nil {
 				return fail()
 			}
 			continue
@@ -305,7 +306,7 @@ func (q *queue) deliver(ctx context.Context, j Job) Outcome {
 			if q.onRetry != nil {
 				q.onRetry(ctx, j.Partner)
 			}
-			if sleep(ctx, d) != nil {
+			if wait.Sleep(ctx, d) != nil {
 				return fail()
 			}
 			spent += d

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ucprelay/ucprelay/internal/wait"
 )
 
 // lease is how long this replica can vouch that it is still a member of the group. A
@@ -61,7 +63,7 @@ func (l *lease) OnGroupManageError(error) {
 // wait returns once the lease is valid, or ctx's error.
 func (l *lease) wait(ctx context.Context) error {
 	for time.Now().After(l.end()) {
-		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 20*time.Millisecond); err != nil {
 			return err
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
 	"github.com/ucprelay/ucprelay/internal/statestore"
+	"github.com/ucprelay/ucprelay/internal/wait"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
 	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
@@ -148,13 +149,13 @@ func (r *Relay) process(ctx context.Context, fs kgo.Fetches, b *batch) error {
 		if len(ftp.Records) == 0 {
 			return
 		}
-		if p := r.parts[ftp.Partition]; p != nil && ftp.HighWatermark >= 0 {
-			p.lag.Store(max(ftp.HighWatermark-ftp.Records[len(ftp.Records)-1].Offset-1, 0))
-		}
 		p := r.parts[ftp.Partition]
 		if p == nil {
 			err = cmpErr(err, fmt.Errorf("%w: %s/%d", errNotOwned, ftp.Topic, ftp.Partition))
 			return
+		}
+		if ftp.HighWatermark >= 0 {
+			p.lag.Store(max(ftp.HighWatermark-ftp.Records[len(ftp.Records)-1].Offset-1, 0))
 		}
 		sp := b.part(p)
 		byKey := map[string]*keyWork{}
@@ -599,7 +600,7 @@ func (r *Relay) decode(ctx context.Context, rec *kgo.Record) (orderevents.Event,
 			return ev, err
 		}
 		r.log.Warn("decode failed transiently; retrying", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
-		if serr := sleep(ctx, r.cfg.Backoff.Delay(n, nil)); serr != nil {
+		if serr := wait.Sleep(ctx, r.cfg.Backoff.Delay(n, nil)); serr != nil {
 			return ev, serr
 		}
 	}

@@ -704,18 +704,6 @@ func cmpErr(a, b error) error {
 	return b
 }
 
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // Orders returns how many orders the relay holds in memory across its partitions.
 func (r *Relay) Orders() int {
 	r.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ucprelay/ucprelay/internal/keys"
+	"github.com/ucprelay/ucprelay/internal/wait"
 )
 
 // MigrateOptions configures [Migrate].
@@ -83,7 +84,7 @@ func Migrate(ctx context.Context, kafkaOpts []kgo.Opt, o MigrateOptions) (Migrat
 			if have, err = partitionCount(ctx, adm, o.Topic); err != nil {
 				return rep, err
 			}
-			if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			if err := wait.Sleep(ctx, 50*time.Millisecond); err != nil {
 				return rep, err
 			}
 		}
@@ -163,15 +164,4 @@ func partitionCount(ctx context.Context, adm *kadm.Client, topic string) (int32,
 		return 0, fmt.Errorf("statestore: topic %s: %w", topic, td.Err)
 	}
 	return int32(len(td.Partitions)), nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

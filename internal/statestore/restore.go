@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ucprelay/ucprelay/internal/wait"
 )
 
 // Partition is the restored state of one state-topic partition.
@@ -68,12 +70,8 @@ func stableEnd(ctx context.Context, adm *kadm.Client, topic string, partition in
 		if waiting != nil {
 			waiting(lso, hwm)
 		}
-		t := time.NewTimer(50 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return 0, fmt.Errorf("statestore: %s/%d: waiting for an open transaction to end (stable %d, end %d): %w", topic, partition, lso, hwm, ctx.Err())
-		case <-t.C:
+		if err := wait.Sleep(ctx, 50*time.Millisecond); err != nil {
+			return 0, fmt.Errorf("statestore: %s/%d: waiting for an open transaction to end (stable %d, end %d): %w", topic, partition, lso, hwm, err)
 		}
 	}
 }

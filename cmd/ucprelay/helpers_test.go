@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/ucprelay/ucprelay/internal/kafkatest"
+)
+
+// testTopics is one test's layout on the real broker: the input topic, created, and the
+// names of the state and dead-letter topics, deleted after the test.
+type testTopics struct {
+	names             kafkatest.Names
+	adm               *kadm.Client
+	input, state, dlq string
+}
+
+func newTestTopics(t *testing.T, seeds []string, partitions int32) testTopics {
+	t.Helper()
+	n := kafkatest.NewNames(t)
+	tt := testTopics{names: n, adm: kafkatest.Admin(t, seeds), input: n.Topic("orders")}
+	kafkatest.CreateTopic(t, tt.adm, tt.input, partitions, nil)
+	return tt.variant(t, "")
+}
+
+// variant returns the layout with state and dead-letter topics of their own, tagged.
+func (tt testTopics) variant(t *testing.T, tag string) testTopics {
+	t.Helper()
+	tt.state, tt.dlq = tt.names.Topic("state"+tag), tt.names.Topic("dlq"+tag)
+	state, dlq, adm := tt.state, tt.dlq, tt.adm
+	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), state, dlq) })
+	return tt
+}
+
+// config writes a configuration for the layout reaching the brokers at broker: kafka
+// holds extra lines under kafka: (indented), partnerURL is the google partner's base
+// URL, rest follows the partners.
+func (tt testTopics) config(t *testing.T, broker, kafka, partnerURL, rest string) string {
+	t.Helper()
+	return writeConfig(t, "kafka:\n  brokers: ["+broker+"]\n  input_topic: "+tt.input+"\n  state_topic: "+tt.state+"\n  dead_letter_topic: "+tt.dlq+"\n"+
+		kafka+"partners:\n  google:\n    base_url: "+partnerURL+"\n"+rest)
+}
+
+// writeConfig writes a configuration file and returns its path.
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// nowhere is a partner URL nothing answers on: for commands that never deliver.
+const nowhere = "http://127.0.0.1:9"
