@@ -49,7 +49,8 @@ type ScenarioOptions struct {
 	// Binary is a built ucprelay command; empty builds one into Dir.
 	Binary string
 	// BrokerPort is the first of the four ports of the scenario's own broker (plain,
-	// controller, SASL, TLS). Default 39192.
+	// controller, SASL, TLS). Default 29192, below the ephemeral port range (32768–60999), so that no outgoing connection
+	// of a test running beside it holds one of them when the broker binds.
 	BrokerPort int
 }
 
@@ -142,7 +143,7 @@ func RunScenario(ctx context.Context, o ScenarioOptions) (Report, error) {
 		o.Scale = 1
 	}
 	if o.BrokerPort == 0 {
-		o.BrokerPort = 39192
+		o.BrokerPort = 29192
 	}
 	rep := Report{Faults: map[string]int{}, DeadBefore: map[string]int{}, DeadAfter: map[string]int{}}
 	root, err := moduleRoot(ctx)

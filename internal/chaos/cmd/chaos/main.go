@@ -20,7 +20,7 @@ func main() {
 	scale := flag.Float64("scale", 1, "phase length factor: 1 is the full run (a 60 s outage)")
 	seed := flag.Uint64("seed", uint64(time.Now().Unix()), "workload and fault seed (printed, to rerun a failure)")
 	dir := flag.String("dir", "", "keep configs and replica logs here (default: a temporary directory, removed on success)")
-	port := flag.Int("port", 39192, "first of the four ports of the scenario's broker")
+	port := flag.Int("port", 29192, "first of the four ports of the scenario's broker")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
