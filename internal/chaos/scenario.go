@@ -49,8 +49,9 @@ type ScenarioOptions struct {
 	// Binary is a built ucprelay command; empty builds one into Dir.
 	Binary string
 	// BrokerPort is the first of the four ports of the scenario's own broker (plain,
-	// controller, SASL, TLS). Default 29192, below the ephemeral port range (32768–60999), so that no outgoing connection
-	// of a test running beside it holds one of them when the broker binds.
+	// controller, SASL, TLS). Default 29192: below the ephemeral port range
+	// (32768–60999), so no outgoing connection of a test running beside it holds one
+	// of them when the broker binds or restarts.
 	BrokerPort int
 }
 
