@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -22,22 +21,6 @@ import (
 	"github.com/ucprelay/ucprelay/pkg/ucp"
 	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
 	"github.com/ucprelay/ucprelay/pkg/webhook"
-)
-
-// Dead-letter reasons the relay itself decides. Decoder and fold errors bring their own
-// through a Reason() method.
-const (
-	ReasonUnknownPartner    = "unknown_partner"
-	ReasonRender            = "render_failed"
-	ReasonMissingKey        = "missing_key"
-	ReasonKeyMismatch       = "key_mismatch"
-	ReasonRejected          = "http_rejected"
-	ReasonRetriesExhausted  = "retries_exhausted"
-	ReasonCredentials       = "credentials_rejected"
-	ReasonCircuitOpen       = "circuit_open"
-	ReasonInvalidReplay     = "invalid_replay"
-	reasonUnclassifiedDecod = "decode_failed"
-	reasonUnclassifiedFold  = "fold_failed"
 )
 
 // HeaderForwardedFrom marks an input record forwarded to its order's partition after
@@ -285,10 +268,10 @@ func (r *Relay) processKey(ctx context.Context, b *batch, w *keyWork) error {
 	// With new events a replay needs nothing more: their snapshot is the current one.
 	m := merge(st.events, st.placed, news)
 	for _, rj := range m.rejected {
-		d := deadletter.Record{OrderID: w.key, Stage: deadletter.StageFold, Reason: reasonOf(rj.err, reasonUnclassifiedFold), Error: rj.err.Error()}
+		d := deadletter.Record{OrderID: w.key, Stage: deadletter.StageFold, Reason: reasonOf(rj.err, fold.ReasonUnclassified), Error: rj.err.Error()}
 		if rec := newRecs[rj.ev.ID]; rec != nil && !rj.held {
 			d = src(rec)
-			d.Stage, d.Reason, d.Error = deadletter.StageFold, reasonOf(rj.err, reasonUnclassifiedFold), rj.err.Error()
+			d.Stage, d.Reason, d.Error = deadletter.StageFold, reasonOf(rj.err, fold.ReasonUnclassified), rj.err.Error()
 		} else {
 			// A held event the placement contradicts: its input record is long committed,
 			// so the dead letter carries its canonical bytes.
@@ -354,7 +337,7 @@ func (r *Relay) admit(ctx context.Context, b *batch, rec *kgo.Record, n int32, s
 		if ctx.Err() != nil {
 			return admission{}, ctx.Err()
 		}
-		return fail(deadletter.StageDecode, reasonOf(err, reasonUnclassifiedDecod), err.Error())
+		return fail(deadletter.StageDecode, reasonOf(err, ReasonDecodeFailed), err.Error())
 	}
 	if ev.OrderID != string(rec.Key) {
 		return fail(deadletter.StageDecode, ReasonKeyMismatch, fmt.Sprintf("record key %q but event %s is of order %q", rec.Key, ev.ID, ev.OrderID))
@@ -604,19 +587,4 @@ func (r *Relay) decode(ctx context.Context, rec *kgo.Record) (orderevents.Event,
 			return ev, serr
 		}
 	}
-}
-
-// reasonOf returns the stable reason an error carries, or def.
-func reasonOf(err error, def string) string {
-	var r interface{ Reason() string }
-	if errors.As(err, &r) && r.Reason() != "" {
-		return r.Reason()
-	}
-	return def
-}
-
-// isTransient reports whether err says "try again later" rather than "this input is bad".
-func isTransient(err error) bool {
-	var t interface{ Transient() bool }
-	return errors.As(err, &t) && t.Transient()
 }

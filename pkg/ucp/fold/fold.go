@@ -61,8 +61,12 @@ func Reason(err error) string {
 			return r.reason
 		}
 	}
-	return "fold_failed"
+	return ReasonUnclassified
 }
+
+// ReasonUnclassified is the dead-letter reason of a fold failure that is none of the
+// domain errors above.
+const ReasonUnclassified = "fold_failed"
 
 // Error is a fold failure with its reason, for the dead-letter record.
 type Error struct {

@@ -1,0 +1,50 @@
+package relay
+
+import "errors"
+
+// Dead-letter reasons the relay itself decides. Decoder and fold errors carry their own
+// (avrocodec.Reason*, fold's domain errors) through a Reason() method; internal/deadletter
+// documents the whole vocabulary operators filter on.
+const (
+	// ReasonMissingKey: an input record without a key (the key must be the order id).
+	ReasonMissingKey = "missing_key"
+	// ReasonKeyMismatch: the record's key is not the order id its event names.
+	ReasonKeyMismatch = "key_mismatch"
+	// ReasonDecodeFailed: the codec failed without saying why (no Reason of its own).
+	ReasonDecodeFailed = "decode_failed"
+	// ReasonInvalidReplay: a replayed delivery failure whose value is no reference to its order.
+	ReasonInvalidReplay = "invalid_replay"
+	// ReasonUnknownPartner: an event or snapshot for a partner that is not configured.
+	ReasonUnknownPartner = "unknown_partner"
+	// ReasonRender: the snapshot cannot be rendered in the partner's UCP version.
+	ReasonRender = "render_failed"
+	// ReasonRejected: the partner answered a permanent 4xx.
+	ReasonRejected = "http_rejected"
+	// ReasonRetriesExhausted: the attempt or time budget was spent on retryable failures.
+	ReasonRetriesExhausted = "retries_exhausted"
+	// ReasonCredentials: the partner answered 401/403 for longer than the breaker hold.
+	ReasonCredentials = "credentials_rejected"
+	// ReasonCircuitOpen: the partner's endpoint stayed down longer than the breaker hold.
+	ReasonCircuitOpen = "circuit_open"
+)
+
+// Reasons lists the dead-letter reasons the relay decides itself.
+func Reasons() []string {
+	return []string{ReasonMissingKey, ReasonKeyMismatch, ReasonDecodeFailed, ReasonInvalidReplay, ReasonUnknownPartner,
+		ReasonRender, ReasonRejected, ReasonRetriesExhausted, ReasonCredentials, ReasonCircuitOpen}
+}
+
+// reasonOf returns the stable reason an error carries, or def.
+func reasonOf(err error, def string) string {
+	var r interface{ Reason() string }
+	if errors.As(err, &r) && r.Reason() != "" {
+		return r.Reason()
+	}
+	return def
+}
+
+// isTransient reports whether err says "try again later" rather than "this input is bad".
+func isTransient(err error) bool {
+	var t interface{ Transient() bool }
+	return errors.As(err, &t) && t.Transient()
+}
