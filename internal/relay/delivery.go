@@ -19,6 +19,11 @@ import (
 	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
 
+// Sender makes one delivery attempt.
+type Sender interface {
+	Send(ctx context.Context, ep *webhook.Endpoint, req webhook.Request) (webhook.Response, error)
+}
+
 // Job is one snapshot of one order to deliver.
 type Job struct {
 	OrderID   string
@@ -104,6 +109,25 @@ type orderLine struct {
 
 // breaker guards one partner endpoint.
 type breaker = gobreaker.CircuitBreaker[webhook.Response]
+
+func (c *Config) newBreaker(partner string) *breaker {
+	b := c.Breaker
+	return gobreaker.NewCircuitBreaker[webhook.Response](gobreaker.Settings{
+		Name:        partner,
+		MaxRequests: 1,
+		Timeout:     b.OpenFor,
+		ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= b.FailuresToTrip },
+		IsSuccessful: func(err error) bool {
+			return err == nil || webhook.Classify(err) == webhook.Permanent
+		},
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			c.Logger.Warn("circuit breaker", "partner", name, "from", from.String(), "to", to.String())
+			if c.OnBreakerChange != nil {
+				c.OnBreakerChange(name, from, to)
+			}
+		},
+	})
+}
 
 func newQueue(cfg *Config, snd Sender, breakers map[string]*breaker, done func(Outcome)) *queue {
 	return &queue{

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -144,4 +145,39 @@ func (r *Relay) Breakers() map[string]string {
 
 func (in instruments) add(ctx context.Context, c metric.Int64Counter, n int64, attrs ...attribute.KeyValue) {
 	c.Add(ctx, n, metric.WithAttributes(attrs...))
+}
+
+// Stats counts what a relay did since it started.
+type Stats struct {
+	Consumed, Duplicates, Forwarded, DeadLettered      int64
+	Snapshots, Delivered, Superseded, Resent, Restored int64
+	Transactions, Aborted                              int64
+	CredentialFailures                                 int64
+	// Replayed counts dead-letter replays that resent an order's current snapshot;
+	// ReplaySkipped those that found it acknowledged or on its way already.
+	Replayed, ReplaySkipped int64
+	Pending                 int64
+	Paused                  bool
+}
+
+type counters struct {
+	consumed, duplicates, forwarded, deadLettered      atomic.Int64
+	snapshots, delivered, superseded, resent, restored atomic.Int64
+	transactions, aborted                              atomic.Int64
+	credentialFailures                                 atomic.Int64
+	replayed, replaySkipped                            atomic.Int64
+	pending                                            atomic.Int64
+	paused                                             atomic.Bool
+}
+
+// Stats returns the relay's counters.
+func (r *Relay) Stats() Stats {
+	c := &r.stats
+	return Stats{
+		Consumed: c.consumed.Load(), Duplicates: c.duplicates.Load(), Forwarded: c.forwarded.Load(),
+		DeadLettered: c.deadLettered.Load(), Snapshots: c.snapshots.Load(), Delivered: c.delivered.Load(),
+		Superseded: c.superseded.Load(), Resent: c.resent.Load(), Restored: c.restored.Load(),
+		Transactions: c.transactions.Load(), Aborted: c.aborted.Load(), CredentialFailures: c.credentialFailures.Load(),
+		Replayed: c.replayed.Load(), ReplaySkipped: c.replaySkipped.Load(), Pending: c.pending.Load(), Paused: c.paused.Load(),
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ucprelay/ucprelay/internal/statestore"
 )
@@ -30,31 +31,6 @@ type partition struct {
 
 	mu       sync.Mutex
 	outcomes map[string]Outcome // delivery outcomes not yet written, newest per order
-}
-
-func (p *partition) addOutcome(o Outcome) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if prev, ok := p.outcomes[o.Job.OrderID]; ok && prev.Job.Version > o.Job.Version {
-		return
-	}
-	p.outcomes[o.Job.OrderID] = o
-}
-
-// takeOutcomes moves the partition's unwritten outcomes out.
-func (p *partition) takeOutcomes() map[string]Outcome {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := p.outcomes
-	p.outcomes = map[string]Outcome{}
-	return out
-}
-
-// returnOutcomes puts back outcomes an aborted transaction did not write.
-func (p *partition) returnOutcomes(os map[string]Outcome) {
-	for _, o := range os {
-		p.addOutcome(o)
-	}
 }
 
 // onAssigned restores the state of each newly assigned partition before its records are
@@ -135,6 +111,20 @@ func (r *Relay) restore(ctx context.Context, id int32) error {
 		r.submit(p, j)
 	}
 	return nil
+}
+
+// resendJob rebuilds the pending snapshot of a restored order with the envelope its state
+// recorded, so the partner gets the same Webhook-Id, stamp and body again.
+func (r *Relay) resendJob(ctx context.Context, orderID string, v []byte) (Job, error) {
+	o, err := statestore.OpenOrder(ctx, r.codec, orderID, v)
+	if err != nil {
+		return Job{}, err
+	}
+	s, err := o.Render(nil, statestore.ResendEnvelope, r.partners)
+	if err != nil {
+		return Job{}, err
+	}
+	return r.job(ctx, orderID, s, trace.SpanContext{}), nil
 }
 
 // ErrLayout means a state partition does not match the input topic's partitioning.

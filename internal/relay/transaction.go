@@ -1,0 +1,425 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/ucprelay/ucprelay/internal/deadletter"
+	"github.com/ucprelay/ucprelay/internal/statestore"
+	"github.com/ucprelay/ucprelay/pkg/webhook"
+)
+
+// batch is the work of one transaction.
+type batch struct {
+	mu          sync.Mutex
+	parts       map[int32]*stagedPart
+	other       []*kgo.Record // dead letters and forwards
+	deadLetters []deadletter.Record
+	consumed    int
+}
+
+// stagedPart is what a transaction changes in one partition.
+type stagedPart struct {
+	mu       sync.Mutex // guards values and jobs while orders fold concurrently
+	p        *partition
+	values   map[string][]byte // new state record values (nil: tombstone)
+	jobs     map[string]*Job   // the newest snapshot per order, sent after commit
+	outcomes map[string]Outcome
+}
+
+func newBatch() *batch { return &batch{parts: map[int32]*stagedPart{}} }
+
+func (b *batch) part(p *partition) *stagedPart {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sp := b.parts[p.id]
+	if sp == nil {
+		sp = &stagedPart{p: p, values: map[string][]byte{}, jobs: map[string]*Job{}}
+		b.parts[p.id] = sp
+	}
+	return sp
+}
+
+func (b *batch) size() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.consumed
+}
+
+func (b *batch) empty() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.consumed > 0 || len(b.other) > 0 {
+		return false
+	}
+	for _, sp := range b.parts {
+		if len(sp.values) > 0 || len(sp.outcomes) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *batch) deadLetter(w *deadletter.Writer, d deadletter.Record) {
+	rec := w.Record(d)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.other = append(b.other, rec)
+	b.deadLetters = append(b.deadLetters, d)
+}
+
+func (b *batch) forward(rec *kgo.Record) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.other = append(b.other, rec)
+}
+
+// value returns an order's current state value: staged in this batch, or committed.
+func (sp *stagedPart) value(key string) []byte {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if v, ok := sp.values[key]; ok {
+		return v
+	}
+	return sp.p.orders[key]
+}
+
+// stage writes the order's new state record into the batch and, when the order is
+// placed, the snapshot job that goes out after commit, with its envelope marked pending.
+// fresh holds the received bytes of new events that are already in the stored form.
+func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *statestore.Order, m merged, fresh map[string][]byte, sc trace.SpanContext, last *kgo.Record) error {
+	rec := st.Record
+	known := make(map[string][]byte, len(st.Events)+len(fresh))
+	for i, ev := range st.Events {
+		known[ev.ID] = rec.Events[i]
+	}
+	for id, raw := range fresh {
+		known[id] = raw // already canonical: stored as received, not encoded again
+	}
+	events := make([][]byte, 0, len(m.events))
+	for _, ev := range m.events {
+		raw, ok := known[ev.ID]
+		if !ok {
+			var err error
+			if raw, err = r.codec.EncodeSingleObject(ev); err != nil {
+				return fmt.Errorf("relay: order %s: encode event %s for the state topic: %w", w.key, ev.ID, err)
+			}
+		}
+		events = append(events, raw)
+	}
+	rec.Events = events
+	rec.Version = int64(len(events))
+	var job *Job
+	if m.snap != nil {
+		rec.Partner = st.PartnerOf(m.snap, r.partners)
+		s, err := st.Render(m.snap, statestore.NextEnvelope, r.partners)
+		if err != nil {
+			b.deadLetter(r.dlq, deadletter.Record{
+				OrderID: w.key, Stage: deadletter.StageFold, Reason: reasonOf(err, ReasonRender), Partner: rec.Partner, Error: err.Error(),
+				SourceTopic: last.Topic, SourcePartition: last.Partition, SourceOffset: last.Offset,
+				Value: deadletter.EncodeReference(deadletter.Reference{OrderID: w.key, Partner: rec.Partner, SnapshotVersion: m.snap.Version}),
+			})
+		} else {
+			j := r.job(ctx, w.key, s, sc)
+			j.Source = Source{Topic: last.Topic, Partition: last.Partition, Offset: last.Offset}
+			j.EventTime = last.Timestamp
+			rec.Pending = statestore.Delivery{Version: s.Version, Stamp: s.Envelope.Stamp, WebhookID: s.Envelope.WebhookID}
+			job = &j
+		}
+	}
+	v := rec.Marshal()
+	w.sp.mu.Lock()
+	defer w.sp.mu.Unlock()
+	w.sp.values[w.key] = v
+	if job != nil {
+		w.sp.jobs[w.key] = job
+	}
+	return nil
+}
+
+// job is the delivery of a rendered snapshot: its body with the Webhook-Id and
+// Webhook-Timestamp headers, continuing the trace of the input record (sc).
+func (r *Relay) job(ctx context.Context, orderID string, s *statestore.Snapshot, sc trace.SpanContext) Job {
+	h := http.Header{}
+	if sc.IsValid() {
+		otel.GetTextMapPropagator().Inject(trace.ContextWithSpanContext(ctx, sc), propagation.HeaderCarrier(h))
+	}
+	h.Set("Webhook-Id", s.Envelope.WebhookID)
+	if r.cfg.Partners[s.Partner].RFC3339Timestamps {
+		h.Set("Webhook-Timestamp", s.Envelope.Stamp.UTC().Format(time.RFC3339))
+	} else {
+		h.Set("Webhook-Timestamp", strconv.FormatInt(s.Envelope.Stamp.Unix(), 10))
+	}
+	return Job{
+		OrderID: orderID, Partner: s.Partner, Version: s.Version, WebhookID: s.Envelope.WebhookID, Stamp: s.Envelope.Stamp,
+		Request: webhook.Request{Body: s.Body, Header: h},
+	}
+}
+
+// records lists what the transaction produces: one state record per changed order,
+// then dead letters and forwards.
+func (b *batch) records(stateTopic string) []*kgo.Record {
+	var out []*kgo.Record
+	for id, sp := range b.parts {
+		for key, v := range sp.values {
+			out = append(out, &kgo.Record{Topic: stateTopic, Partition: id, Key: []byte(key), Value: v})
+		}
+	}
+	return append(out, b.other...)
+}
+
+// commit produces the batch's records and ends the transaction. On commit the batch is
+// applied; on abort the delivery outcomes go back to be written by the next transaction,
+// and the session rewinds the input to the last committed offsets.
+func (r *Relay) commit(ctx context.Context, b *batch) error {
+	// The end of a transaction must not be cut short by shutdown: use a context of its own.
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var (
+		pmu  sync.Mutex
+		perr error
+	)
+	for _, rec := range b.records(r.cfg.StateTopic) {
+		r.sess.Produce(ectx, rec, func(rec *kgo.Record, err error) {
+			if err != nil {
+				pmu.Lock()
+				perr = cmpErr(perr, fmt.Errorf("produce to %s: %w", rec.Topic, err))
+				pmu.Unlock()
+			}
+		})
+	}
+	if err := r.cl.Flush(ectx); err != nil {
+		perr = cmpErr(perr, err)
+	}
+	try := kgo.TryCommit
+	switch {
+	case perr != nil:
+		r.log.Error("transaction aborted: a record could not be produced", "err", perr)
+		try = kgo.TryAbort
+	case b.consumed == 0 && !r.lease.valid():
+		// A transaction without input offsets is not fenced by the group generation: a
+		// replica the coordinator removed, and that has not noticed yet, would commit
+		// state records over the new owner's. Without a recent heartbeat, it waits.
+		try = kgo.TryAbort
+	}
+	committed, err := r.sess.End(ectx, try)
+	if err != nil || !committed {
+		r.abort(b)
+		if err != nil {
+			return fmt.Errorf("relay: end transaction: %w", err)
+		}
+		if b.size() > 0 {
+			r.log.Info("transaction aborted; the input is read again from the last commit", "records", b.consumed)
+		}
+		return nil
+	}
+	if !b.empty() {
+		r.stats.transactions.Add(1)
+	}
+	r.apply(ectx, b)
+	r.backpressure()
+	return nil
+}
+
+// end ends the transaction without committing: nothing produced, the input rewinds.
+func (r *Relay) end(ctx context.Context, b *batch, try kgo.TransactionEndTry) error {
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, err := r.sess.End(ectx, try)
+	r.abort(b)
+	if err != nil {
+		return fmt.Errorf("relay: end transaction: %w", err)
+	}
+	return nil
+}
+
+func (r *Relay) abort(b *batch) {
+	if !b.empty() {
+		r.stats.aborted.Add(1)
+	}
+	for _, sp := range b.parts {
+		sp.p.returnOutcomes(sp.outcomes)
+	}
+}
+
+// apply makes a committed batch current: new state values replace the old in memory,
+// new snapshots go to delivery, dead-letter hooks run. A partition revoked in between
+// is skipped: its new owner restores what was committed and resends what is pending.
+func (r *Relay) apply(ctx context.Context, b *batch) {
+	r.stats.consumed.Add(int64(b.consumed))
+	r.metrics.add(ctx, r.metrics.consumed, int64(b.consumed))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, sp := range b.parts {
+		p := r.parts[id]
+		if p != sp.p {
+			continue
+		}
+		for key, v := range sp.values {
+			if v == nil {
+				delete(p.orders, key)
+			} else {
+				p.orders[key] = v
+			}
+		}
+		for _, j := range sp.jobs {
+			r.submit(p, *j)
+		}
+	}
+	for _, d := range b.deadLetters {
+		r.stats.deadLettered.Add(1)
+		r.metrics.add(ctx, r.metrics.deadLettered, 1, attribute.String("stage", string(d.Stage)), attribute.String("reason", d.Reason))
+		r.log.Warn("dead-lettered", "order_id", d.OrderID, "stage", d.Stage, "reason", d.Reason,
+			"source", fmt.Sprintf("%s/%d@%d", d.SourceTopic, d.SourcePartition, d.SourceOffset),
+			"err", deadletter.Redact(d.Error, 300, r.cfg.Secrets...))
+		if r.cfg.OnDeadLetter != nil {
+			r.cfg.OnDeadLetter(d)
+		}
+	}
+}
+
+// submit hands a job of partition p to the delivery queue. r.mu is held.
+func (r *Relay) submit(p *partition, j Job) {
+	j.part = p
+	p.inflight.Add(1)
+	p.pending.Add(1)
+	r.stats.pending.Add(1)
+	r.stats.snapshots.Add(1)
+	r.q.submit(p.ctx, j)
+}
+
+// onOutcome receives every job's end from the delivery queue.
+func (r *Relay) onOutcome(o Outcome) {
+	p := o.Job.part
+	defer p.inflight.Done()
+	p.pending.Add(-1)
+	r.stats.pending.Add(-1)
+	switch {
+	case o.Superseded:
+		r.stats.superseded.Add(1)
+	case o.Failed && o.Reason == "":
+		// Ended by revocation or shutdown: the snapshot stays pending in the state
+		// topic and whoever owns the partition next resends it.
+	default:
+		if !o.Failed {
+			r.stats.delivered.Add(1)
+			r.metrics.add(context.Background(), r.metrics.delivered, 1, attribute.String("partner", o.Job.Partner))
+			if !o.Job.EventTime.IsZero() {
+				r.metrics.latency.Record(context.Background(), time.Since(o.Job.EventTime).Seconds(),
+					metric.WithAttributes(attribute.String("partner", o.Job.Partner)))
+			}
+			if r.cfg.OnDelivered != nil {
+				r.cfg.OnDelivered(o.Job.OrderID, o.Job.Partner, o.Status)
+			}
+		}
+		p.addOutcome(o)
+	}
+}
+
+func (p *partition) addOutcome(o Outcome) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if prev, ok := p.outcomes[o.Job.OrderID]; ok && prev.Job.Version > o.Job.Version {
+		return
+	}
+	p.outcomes[o.Job.OrderID] = o
+}
+
+// takeOutcomes moves the partition's unwritten outcomes out.
+func (p *partition) takeOutcomes() map[string]Outcome {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.outcomes
+	p.outcomes = map[string]Outcome{}
+	return out
+}
+
+// returnOutcomes puts back outcomes an aborted transaction did not write.
+func (p *partition) returnOutcomes(os map[string]Outcome) {
+	for _, o := range os {
+		p.addOutcome(o)
+	}
+}
+
+// takeOutcomes writes the delivery outcomes that came back since the last transaction:
+// an acknowledgement moves the order's acked mark and clears its pending mark; a failure
+// clears the pending mark (keeping its stamp, which the partner may have seen) and adds
+// the dead-letter record.
+func (r *Relay) takeOutcomes(b *batch) {
+	r.mu.Lock()
+	parts := make([]*partition, 0, len(r.parts))
+	for _, p := range r.parts {
+		parts = append(parts, p)
+	}
+	r.mu.Unlock()
+	for _, p := range parts {
+		os := p.takeOutcomes()
+		if len(os) == 0 {
+			continue
+		}
+		sp := b.part(p)
+		sp.outcomes = os
+		for oid, o := range os {
+			v := sp.value(oid)
+			if v == nil {
+				continue
+			}
+			rec, err := statestore.Unmarshal(oid, v)
+			if err != nil {
+				r.log.Error("state record unreadable; outcome not written", "order_id", oid, "err", err)
+				continue
+			}
+			d := statestore.Delivery{Version: o.Job.Version, Stamp: o.Job.Stamp, WebhookID: o.Job.WebhookID}
+			if o.Failed {
+				if rec.Pending.Version <= d.Version {
+					rec.Pending.Version = 0
+				}
+				b.deadLetter(r.dlq, outcomeDeadLetter(o))
+			} else {
+				if d.Version > rec.Acked.Version || rec.Acked.Stamp.Before(d.Stamp) {
+					rec.Acked = d
+				}
+				if rec.Pending.Version <= d.Version {
+					rec.Pending = statestore.Delivery{}
+				}
+			}
+			v = rec.Marshal()
+			sp.mu.Lock()
+			sp.values[oid] = v
+			sp.mu.Unlock()
+		}
+	}
+}
+
+// outcomeDeadLetter is the dead-letter record of a failed delivery.
+func outcomeDeadLetter(o Outcome) deadletter.Record {
+	j := o.Job
+	errText := ""
+	if o.Err != nil {
+		errText = o.Err.Error()
+	}
+	return deadletter.Record{
+		OrderID: j.OrderID, Stage: deadletter.StageDeliver, Reason: o.Reason, Partner: j.Partner,
+		HTTPStatus: o.HTTPStatus, Attempts: o.Attempts, FirstFailure: o.First, LastFailure: o.Last, Error: errText,
+		SourceTopic: j.Source.Topic, SourcePartition: j.Source.Partition, SourceOffset: j.Source.Offset,
+		Value: deadletter.EncodeReference(deadletter.Reference{OrderID: j.OrderID, Partner: j.Partner, SnapshotVersion: j.Version, WebhookID: j.WebhookID}),
+	}
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
