@@ -15,9 +15,7 @@ import (
 	"github.com/ucprelay/ucprelay/internal/keys"
 	"github.com/ucprelay/ucprelay/internal/statestore"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
-	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
-	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
 )
 
 func (a *app) stateCmd() *cobra.Command {
@@ -111,68 +109,8 @@ func (a *app) migrateState(ctx context.Context, cmd *cobra.Command, cfg *config.
 	return err
 }
 
-// inspection is what `state inspect` prints.
-type inspection struct {
-	OrderID   string             `json:"order_id"`
-	Topic     string             `json:"state_topic"`
-	Partition int32              `json:"partition"`
-	Partner   string             `json:"partner_id"`
-	Version   int64              `json:"version"`
-	Acked     *mark              `json:"acked,omitempty"`
-	Pending   *mark              `json:"pending,omitempty"`
-	Events    []inspectedEvent   `json:"events"`
-	Snapshot  json.RawMessage    `json:"snapshot,omitempty"`
-	Held      string             `json:"held,omitempty"`
-	Layout    *statestore.Layout `json:"layout,omitempty"`
-}
-
-type mark struct {
-	Version   int64     `json:"version"`
-	Stamp     time.Time `json:"stamp"`
-	WebhookID string    `json:"webhook_id"`
-}
-
-type inspectedEvent struct {
-	ID         string           `json:"id"`
-	Kind       orderevents.Kind `json:"kind"`
-	OccurredAt time.Time        `json:"occurred_at"`
-}
-
-func markOf(d statestore.Delivery) *mark {
-	if d.IsZero() {
-		return nil
-	}
-	return &mark{Version: d.Version, Stamp: d.Stamp, WebhookID: d.WebhookID}
-}
-
 func (a *app) inspectState(ctx context.Context, cmd *cobra.Command, cfg *config.Config, orderID string) error {
-	cl, err := kgo.NewClient(cfg.KafkaOpts()...)
-	if err != nil {
-		return fmt.Errorf("kafka client: %w", err)
-	}
-	defer cl.Close()
-	md, err := kadm.NewClient(cl).Metadata(ctx, cfg.Kafka.StateTopic)
-	if err != nil {
-		return fmt.Errorf("metadata of %s: %w", cfg.Kafka.StateTopic, err)
-	}
-	td, ok := md.Topics[cfg.Kafka.StateTopic]
-	if !ok || td.Err != nil || len(td.Partitions) == 0 {
-		return fmt.Errorf("state inspect: state topic %s does not exist", cfg.Kafka.StateTopic)
-	}
 	part, err := keys.New(cfg.Kafka.Partitioner)
-	if err != nil {
-		return err
-	}
-	p := part.Partition([]byte(orderID), int32(len(td.Partitions)))
-	st, err := statestore.Restore(ctx, cfg.KafkaOpts(), cfg.Kafka.StateTopic, p, nil)
-	if err != nil {
-		return err
-	}
-	v, ok := st.Orders[orderID]
-	if !ok {
-		return fmt.Errorf("state inspect: no state for order %q in %s/%d", orderID, cfg.Kafka.StateTopic, p)
-	}
-	rec, err := statestore.Unmarshal(orderID, v)
 	if err != nil {
 		return err
 	}
@@ -180,38 +118,17 @@ func (a *app) inspectState(ctx context.Context, cmd *cobra.Command, cfg *config.
 	if err != nil {
 		return err
 	}
-	in := inspection{OrderID: orderID, Topic: cfg.Kafka.StateTopic, Partition: p, Partner: rec.Partner, Version: rec.Version,
-		Acked: markOf(rec.Acked), Pending: markOf(rec.Pending), Layout: st.Layout}
-	var evs []orderevents.Event
-	for _, raw := range rec.Events {
-		ev, err := codec.Decode(ctx, raw)
-		if err != nil {
-			return fmt.Errorf("state inspect: stored event: %w", err)
+	// Shown in the partner's version; the default version when the partner is gone.
+	version := func(partner string) (ucp.Version, error) {
+		if v, err := cfg.Version(partner); err == nil {
+			return v, nil
 		}
-		evs = append(evs, ev)
-		in.Events = append(in.Events, inspectedEvent{ID: ev.ID, Kind: ev.Payload.Kind(), OccurredAt: ev.OccurredAt})
+		return ucp.V20260408, nil
 	}
-	snap, err := fold.Fold(evs)
-	switch {
-	case errors.Is(err, fold.ErrNotPlaced):
-		in.Held = "the order's placement has not arrived: its events wait"
-	case err != nil:
-		return fmt.Errorf("state inspect: fold: %w", err)
-	default:
-		version := ucp.V20260408
-		if rec.Partner != "" {
-			if v, err := cfg.Version(rec.Partner); err == nil {
-				version = v
-			}
-		}
-		d := rec.Pending
-		if d.IsZero() {
-			d = rec.Acked
-		}
-		env := fold.Envelope{WebhookID: d.WebhookID, Stamp: d.Stamp}
-		if in.Snapshot, err = ucp.Marshal(snap.Order, version, env.Body()); err != nil {
-			return fmt.Errorf("state inspect: render: %w", err)
-		}
+	in, err := statestore.Inspect(ctx, cfg.KafkaOpts(), cfg.Kafka.StateTopic, part, orderID, codec,
+		statestore.Partners{Default: cfg.DefaultPartner, Version: version})
+	if err != nil {
+		return fmt.Errorf("state inspect: %w", err)
 	}
 	enc := json.NewEncoder(cmd.OutOrStdout())
 	enc.SetIndent("", "  ")

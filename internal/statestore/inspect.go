@@ -1,0 +1,105 @@
+package statestore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ucprelay/ucprelay/internal/keys"
+	"github.com/ucprelay/ucprelay/pkg/orderevents"
+	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
+)
+
+// Inspection is what `ucprelay state inspect` shows of one order: its state record, its
+// events, and the snapshot its partner has or is about to get.
+type Inspection struct {
+	OrderID   string           `json:"order_id"`
+	Topic     string           `json:"state_topic"`
+	Partition int32            `json:"partition"`
+	Partner   string           `json:"partner_id"`
+	Version   int64            `json:"version"`
+	Acked     *Mark            `json:"acked,omitempty"`
+	Pending   *Mark            `json:"pending,omitempty"`
+	Events    []InspectedEvent `json:"events"`
+	// Snapshot is the body of the current snapshot with the envelope of the newest
+	// delivery recorded (pending, else acknowledged).
+	Snapshot json.RawMessage `json:"snapshot,omitempty"`
+	// Held says why there is no snapshot: the order's placement has not arrived.
+	Held   string  `json:"held,omitempty"`
+	Layout *Layout `json:"layout,omitempty"`
+}
+
+// Mark is a delivery mark as inspection shows it.
+type Mark struct {
+	Version   int64     `json:"version"`
+	Stamp     time.Time `json:"stamp"`
+	WebhookID string    `json:"webhook_id"`
+}
+
+// InspectedEvent is one stored event as inspection shows it.
+type InspectedEvent struct {
+	ID         string           `json:"id"`
+	Kind       orderevents.Kind `json:"kind"`
+	OccurredAt time.Time        `json:"occurred_at"`
+}
+
+func markOf(d Delivery) *Mark {
+	if d.IsZero() {
+		return nil
+	}
+	return &Mark{Version: d.Version, Stamp: d.Stamp, WebhookID: d.WebhookID}
+}
+
+// ErrNoState means the state topic holds no record of the order.
+var ErrNoState = errors.New("statestore: no state for the order")
+
+// Inspect reads the state partition that holds orderID (placed among the topic's
+// partitions by part, as the relays place it) to its end and describes the order.
+func Inspect(ctx context.Context, kafkaOpts []kgo.Opt, topic string, part *keys.Partitioner, orderID string, dec Decoder, p Partners) (*Inspection, error) {
+	cl, err := kgo.NewClient(kafkaOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("statestore: client: %w", err)
+	}
+	n, err := partitionCount(ctx, kadm.NewClient(cl), topic)
+	cl.Close()
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("statestore: state topic %s does not exist", topic)
+	}
+	id := part.Partition([]byte(orderID), n)
+	st, err := Restore(ctx, kafkaOpts, topic, id, nil)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := st.Orders[orderID]
+	if !ok {
+		return nil, fmt.Errorf("%w: order %q in %s/%d", ErrNoState, orderID, topic, id)
+	}
+	o, err := OpenOrder(ctx, dec, orderID, v)
+	if err != nil {
+		return nil, err
+	}
+	rec := o.Record
+	in := &Inspection{OrderID: orderID, Topic: topic, Partition: id, Partner: rec.Partner, Version: rec.Version,
+		Acked: markOf(rec.Acked), Pending: markOf(rec.Pending), Layout: st.Layout}
+	for _, ev := range o.Events {
+		in.Events = append(in.Events, InspectedEvent{ID: ev.ID, Kind: ev.Payload.Kind(), OccurredAt: ev.OccurredAt})
+	}
+	s, err := o.Render(nil, LastEnvelope, p)
+	switch {
+	case errors.Is(err, fold.ErrNotPlaced):
+		in.Held = "the order's placement has not arrived: its events wait"
+	case err != nil:
+		return nil, fmt.Errorf("statestore: inspect order %s: %w", orderID, err)
+	default:
+		in.Snapshot = s.Body
+	}
+	return in, nil
+}
