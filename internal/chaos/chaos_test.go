@@ -18,6 +18,7 @@ import (
 
 	"github.com/ucprelay/ucprelay/internal/chaos"
 	"github.com/ucprelay/ucprelay/internal/kafkatest"
+	"github.com/ucprelay/ucprelay/internal/oracle"
 	"github.com/ucprelay/ucprelay/internal/sink"
 	"github.com/ucprelay/ucprelay/internal/statestore"
 	"github.com/ucprelay/ucprelay/internal/testshared"
@@ -162,7 +163,7 @@ func (w *world) produce(ctx context.Context, evs []orderevents.Event, chunks int
 
 func (w *world) setOracle(wl chaos.Workload) {
 	var err error
-	if w.oracle, err = chaos.Oracle(wl.ByOrder); err != nil {
+	if w.oracle, err = oracle.Bodies(wl.ByOrder); err != nil {
 		w.t.Fatal(err)
 	}
 }
@@ -174,7 +175,7 @@ func (w *world) converged(ctx context.Context) {
 		missing, sample := 0, ""
 		for id, body := range w.oracle {
 			d, ok := w.snk.Latest(id)
-			if !ok || !chaos.SameJSON(d.Body, body) {
+			if !ok || !oracle.SameJSON(d.Body, body) {
 				missing++
 				sample = id
 			}
@@ -436,7 +437,7 @@ func TestPartitionGrowthRealKafka(t *testing.T) {
 		t.Fatalf("state inspect output: %v\n%s", err, out)
 	}
 	evs := wl.ByOrder[id]
-	if in.Version != int64(len(evs)) || in.Acked.Version != in.Version || len(in.Events) != len(evs) || !chaos.SameJSON(in.Snapshot, w.oracle[id]) {
+	if in.Version != int64(len(evs)) || in.Acked.Version != in.Version || len(in.Events) != len(evs) || !oracle.SameJSON(in.Snapshot, w.oracle[id]) {
 		t.Fatalf("state inspect %s:\n%s", id, out)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
+	"github.com/ucprelay/ucprelay/internal/oracle"
 	"github.com/ucprelay/ucprelay/internal/sink"
 	"github.com/ucprelay/ucprelay/internal/statestore"
 	"github.com/ucprelay/ucprelay/internal/topics"
@@ -170,7 +171,7 @@ func RunScenario(ctx context.Context, o ScenarioOptions) (Report, error) {
 		return rep, err
 	}
 	wl := NewWorkload(o.Orders, "google", o.Seed)
-	oracle, err := Oracle(wl.ByOrder)
+	final, err := oracle.Bodies(wl.ByOrder)
 	if err != nil {
 		return rep, err
 	}
@@ -204,8 +205,8 @@ func RunScenario(ctx context.Context, o ScenarioOptions) (Report, error) {
 	s.snk.EndOutage()
 	s.rejectOn.Store(false)
 	s.say("faults over; waiting for every order to converge (the refused ones after the replay)")
-	waitable := make(map[string][]byte, len(oracle))
-	for id, body := range oracle {
+	waitable := make(map[string][]byte, len(final))
+	for id, body := range final {
 		if _, refused := s.rejected.Load(id); !refused {
 			waitable[id] = body
 		}
@@ -221,7 +222,7 @@ func RunScenario(ctx context.Context, o ScenarioOptions) (Report, error) {
 	}
 	s.say("$ ucprelay dlq replay: %s", strings.TrimSpace(string(out)))
 	s.fault("dlq replay")
-	missing = s.converge(ctx, oracle, 2*time.Minute)
+	missing = s.converge(ctx, final, 2*time.Minute)
 	rep.Lost = len(missing)
 	if rep.Lost > 0 {
 		ids := missing
@@ -461,12 +462,12 @@ func lastLine(b []byte) string {
 
 // converge waits up to d for every order's newest accepted body to equal the oracle's
 // and returns the orders that did not.
-func (s *scenarioRun) converge(ctx context.Context, oracle map[string][]byte, d time.Duration) []string {
+func (s *scenarioRun) converge(ctx context.Context, want map[string][]byte, d time.Duration) []string {
 	deadline := time.Now().Add(d)
 	for {
 		var missing []string
-		for id, body := range oracle {
-			if got, ok := s.snk.Latest(id); !ok || !SameJSON(got.Body, body) {
+		for id, body := range want {
+			if got, ok := s.snk.Latest(id); !ok || !oracle.SameJSON(got.Body, body) {
 				missing = append(missing, id)
 			}
 		}

@@ -23,9 +23,9 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/ucprelay/ucprelay/avro"
-	"github.com/ucprelay/ucprelay/internal/chaos"
 	"github.com/ucprelay/ucprelay/internal/deadletter"
 	"github.com/ucprelay/ucprelay/internal/gen"
+	"github.com/ucprelay/ucprelay/internal/oracle"
 	"github.com/ucprelay/ucprelay/internal/relay"
 	"github.com/ucprelay/ucprelay/internal/schemaregistry"
 	"github.com/ucprelay/ucprelay/internal/sink"
@@ -224,7 +224,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	sum.Events = len(stream) + 1
 	late := gen.Placed("ord_shopbot_1", latePartner, 99, time.Now().Add(-time.Hour).UTC().Truncate(time.Second))
 	byOrder[late.OrderID] = []orderevents.Event{late}
-	want, err := chaos.Oracle(byOrder)
+	want, err := oracle.Bodies(byOrder)
 	if err != nil {
 		return sum, err
 	}
@@ -345,7 +345,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	st := snk.Stats()
 	sum.Delivered, sum.Invalid, sum.Stale = st.Accepted, st.Invalid, st.Stale
 	for id, body := range want {
-		if d, ok := snk.Latest(id); ok && chaos.SameJSON(d.Body, body) {
+		if d, ok := snk.Latest(id); ok && oracle.SameJSON(d.Body, body) {
 			sum.Converged++
 		}
 	}
@@ -418,7 +418,7 @@ func waitConverged(ctx context.Context, snk *sink.Sink, want map[string][]byte, 
 			if !include(id) {
 				continue
 			}
-			if d, ok := snk.Latest(id); !ok || !chaos.SameJSON(d.Body, body) {
+			if d, ok := snk.Latest(id); !ok || !oracle.SameJSON(d.Body, body) {
 				missing = id
 				break
 			}

@@ -12,9 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/ucprelay/ucprelay/internal/chaos"
 	"github.com/ucprelay/ucprelay/internal/deadletter"
 	"github.com/ucprelay/ucprelay/internal/kafkatest"
+	ucporacle "github.com/ucprelay/ucprelay/internal/oracle"
 	"github.com/ucprelay/ucprelay/internal/relay"
 	"github.com/ucprelay/ucprelay/internal/sink"
 	"github.com/ucprelay/ucprelay/internal/statestore"
@@ -158,7 +158,7 @@ func (e *env) produce(ctx context.Context, evs ...orderevents.Event) {
 // oracle folds each order's events into the body the partner must end up with.
 func oracle(t testing.TB, events map[string][]orderevents.Event) map[string][]byte {
 	t.Helper()
-	out, err := chaos.Oracle(events)
+	out, err := ucporacle.Bodies(events)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func (e *env) waitConverged(ctx context.Context, want map[string][]byte) {
 		missing = ""
 		for id, body := range want {
 			d, ok := e.snk.Latest(id)
-			if !ok || !chaos.SameJSON(d.Body, body) {
+			if !ok || !ucporacle.SameJSON(d.Body, body) {
 				missing = id
 				break
 			}
