@@ -1,7 +1,7 @@
 // Package demo runs the whole ucprelay flow in one process with no setup: an embedded
-// Kafka broker (kfake), an in-process schema registry, a local validating partner sink,
-// an event generator and the relay. It prints what it sends and what the partner
-// receives, then a summary, and returns an error when a check fails.
+// Kafka broker (kfake), an in-process schema registry (franz-go's srfake), a local
+// validating partner sink, an event generator and the relay. It prints what it sends and
+// what the partner receives, then a summary, and returns an error when a check fails.
 package demo
 
 import (
@@ -21,13 +21,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/ucprelay/ucprelay/avro"
 	"github.com/ucprelay/ucprelay/internal/deadletter"
 	"github.com/ucprelay/ucprelay/internal/gen"
 	"github.com/ucprelay/ucprelay/internal/oracle"
 	"github.com/ucprelay/ucprelay/internal/relay"
-	"github.com/ucprelay/ucprelay/internal/schemaregistry"
 	"github.com/ucprelay/ucprelay/internal/sink"
 	"github.com/ucprelay/ucprelay/internal/topics"
 	"github.com/ucprelay/ucprelay/internal/wait"
@@ -128,10 +128,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	out.printf("broker     embedded Kafka (kfake) at %s, input %q (3 partitions), state %q (compacted), dead letters %q\n", seeds[0], topic, stateTopic, dlqTopic)
 
 	// 2. A schema registry and the codec producers use.
-	regURL, err := schemaregistry.Serve(ctx, "127.0.0.1:0", schemaregistry.New())
+	regURL, stopReg, err := serve(ctx, srfake.NewRegistry().Handler())
 	if err != nil {
 		return sum, err
 	}
+	defer stopReg()
 	reg, err := sr.NewClient(sr.URLs(regURL))
 	if err != nil {
 		return sum, fmt.Errorf("demo: registry client: %w", err)
@@ -144,7 +145,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	out.printf("registry   in-process schema registry at %s, %s registered as id %d\n", regURL, avro.Subject(topic), schemaID)
+	out.printf("registry   in-process schema registry (franz-go srfake) at %s, %s registered as id %d\n", regURL, avro.Subject(topic), schemaID)
 
 	// 3. The partners: one local sink validating every body against the UCP 2026-04-08
 	// schema and the freshness of every snapshot.

@@ -5,26 +5,25 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/ucprelay/ucprelay/avro"
 	"github.com/ucprelay/ucprelay/internal/gen"
-	"github.com/ucprelay/ucprelay/internal/schemaregistry"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 )
 
 func registry(t *testing.T) *sr.Client {
 	t.Helper()
-	srv := httptest.NewServer(schemaregistry.New())
-	t.Cleanup(srv.Close)
-	cl, err := sr.NewClient(sr.URLs(srv.URL))
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	cl, err := sr.NewClient(sr.URLs(reg.URL()))
 	if err != nil {
 		t.Fatal(err)
 	}
