@@ -27,13 +27,18 @@ func (a *app) configFlags(cmd *cobra.Command) {
 	f.String("telemetry.listen", "", "address of /metrics, /healthz, /readyz, e.g. :8080 (telemetry.listen)")
 }
 
-// loadConfig reads --config, UCPRELAY_* and the command's flags, in that order of precedence.
-func (a *app) loadConfig(flags *pflag.FlagSet) (*config.Config, error) {
-	return config.Load(config.Sources{File: a.configFile, Environ: a.environ, Flags: flags})
+// loadConfig reads --config, UCPRELAY_* and the command's flags, in that order of
+// precedence, and builds the settings the components take from it.
+func (a *app) loadConfig(file string, flags *pflag.FlagSet) (*settings, error) {
+	cfg, err := config.Load(config.Sources{File: file, Environ: a.environ, Flags: flags})
+	if err != nil {
+		return nil, err
+	}
+	return wire(cfg, a.environ)
 }
 
 // layout is the topic layout the configuration names.
-func layout(c *config.Config) topics.Layout {
+func layout(c *settings) topics.Layout {
 	return topics.Layout{Input: []string{c.Kafka.InputTopic}, State: c.Kafka.StateTopic, DeadLetter: c.Kafka.DeadLetterTopic, Partitioner: c.Kafka.Partitioner}
 }
 
@@ -54,9 +59,17 @@ configuration is invalid or a secret cannot be read.`,
 			if len(args) == 1 {
 				file = args[0]
 			}
-			out, err := config.Effective(config.Sources{File: file, Environ: a.environ, Flags: cmd.Flags()})
+			s, err := a.loadConfig(file, cmd.Flags())
 			if err != nil {
 				return err
+			}
+			out, err := config.Describe(s.effective())
+			if err != nil {
+				return err
+			}
+			out = append(out, "\n# secrets (values never shown)\n"...)
+			for _, r := range s.resolved {
+				out = fmt.Appendf(out, "# %s\n", r)
 			}
 			_, err = cmd.OutOrStdout().Write(out)
 			return err
@@ -70,12 +83,12 @@ configuration is invalid or a secret cannot be read.`,
 // loadKafkaConfig loads the configuration and checks that the brokers answer with these
 // connection settings, so that a wrong address, certificate or password fails at once
 // with its cause instead of as a timeout later.
-func (a *app) loadKafkaConfig(ctx context.Context, flags *pflag.FlagSet) (*config.Config, error) {
-	cfg, err := a.loadConfig(flags)
+func (a *app) loadKafkaConfig(ctx context.Context, flags *pflag.FlagSet) (*settings, error) {
+	cfg, err := a.loadConfig(a.configFile, flags)
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(cfg.KafkaOpts()...)
+	cl, err := kgo.NewClient(cfg.kafka...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}

@@ -88,7 +88,7 @@ func (a *app) dlqCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := deadletter.Inspect(cmd.Context(), cfg.KafkaOpts(), cfg.Kafka.DeadLetterTopic, f, samples)
+			s, err := deadletter.Inspect(cmd.Context(), cfg.kafka, cfg.Kafka.DeadLetterTopic, f, samples)
 			if err != nil {
 				return err
 			}
@@ -141,7 +141,7 @@ where it stopped; --from-start reads the whole topic again.`,
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			bar := newProgressBar(errOut)
 			rc := deadletter.ReplayConfig{
-				KafkaOpts: cfg.KafkaOpts(), Topic: cfg.Kafka.DeadLetterTopic, InputTopic: cfg.Kafka.InputTopic,
+				KafkaOpts: cfg.kafka, Topic: cfg.Kafka.DeadLetterTopic, InputTopic: cfg.Kafka.InputTopic,
 				Partitioner: cfg.Kafka.Partitioner, Filter: f, Group: group, FromStart: fromStart, DryRun: dryRun, Rate: rate,
 				Progress: func(s deadletter.ReplayStats) {
 					bar.show(s.Position, s.Span, "offsets", fmt.Sprintf("%d records read, %d replayed", s.Scanned, s.Replayed))

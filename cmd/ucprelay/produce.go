@@ -16,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/ucprelay/ucprelay/avro"
-	"github.com/ucprelay/ucprelay/internal/config"
 	"github.com/ucprelay/ucprelay/internal/gen"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
@@ -152,7 +151,7 @@ func readEvents(stdin io.Reader, file string, codec *avrocodec.Codec) ([]orderev
 	return evs, nil
 }
 
-func produceEvents(ctx context.Context, cmd *cobra.Command, cfg *config.Config, codec *avrocodec.Codec, framing string, evs []orderevents.Event) error {
+func produceEvents(ctx context.Context, cmd *cobra.Command, cfg *settings, codec *avrocodec.Codec, framing string, evs []orderevents.Event) error {
 	encode := codec.EncodeSingleObject
 	switch framing {
 	case "single-object":
@@ -176,7 +175,7 @@ func produceEvents(ctx context.Context, cmd *cobra.Command, cfg *config.Config, 
 	default:
 		return fmt.Errorf("produce: --framing %q: want single-object or confluent", framing)
 	}
-	cl, err := kgo.NewClient(append(cfg.KafkaOpts(), kgo.DefaultProduceTopic(cfg.Kafka.InputTopic), kgo.ProducerLinger(5*time.Millisecond))...)
+	cl, err := kgo.NewClient(append(cfg.kafka, kgo.DefaultProduceTopic(cfg.Kafka.InputTopic), kgo.ProducerLinger(5*time.Millisecond))...)
 	if err != nil {
 		return fmt.Errorf("produce: kafka client: %w", err)
 	}

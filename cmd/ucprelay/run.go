@@ -12,12 +12,10 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/ucprelay/ucprelay/internal/buildinfo"
-	"github.com/ucprelay/ucprelay/internal/config"
 	"github.com/ucprelay/ucprelay/internal/relay"
 	"github.com/ucprelay/ucprelay/internal/telemetry"
 	"github.com/ucprelay/ucprelay/internal/topics"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
-	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
 
 func (a *app) runCmd() *cobra.Command {
@@ -43,7 +41,7 @@ func (a *app) runCmd() *cobra.Command {
 // SIGINT): then the relay stops fetching, finishes or abandons in-flight deliveries
 // within its grace, commits, and leaves the group; the telemetry is flushed last. The
 // error, nil after a clean stop, decides the exit code.
-func (a *app) run(ctx context.Context, cfg *config.Config) error {
+func (a *app) run(ctx context.Context, cfg *settings) error {
 	sdk, err := telemetry.Setup(ctx, telemetry.Config{Service: "ucprelay", Version: buildinfo.String(), OTLPEndpoint: cfg.Telemetry.OTLPEndpoint})
 	if err != nil {
 		return err
@@ -53,7 +51,7 @@ func (a *app) run(ctx context.Context, cfg *config.Config) error {
 		defer cancel()
 		_ = sdk.Shutdown(sctx)
 	}()
-	r, err := a.buildRelay(ctx, cfg, nil)
+	r, err := a.buildRelay(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -84,12 +82,11 @@ type healthOf func() (bool, any)
 
 func (h healthOf) Ready() (bool, any) { return h() }
 
-// buildRelay wires a relay from configuration: it checks the topic layout, builds the
-// codec (with the schema registry when one is configured), the sender and the partners.
-// hooks, when not nil, adjusts the relay configuration (the demo observes deliveries).
-func (a *app) buildRelay(ctx context.Context, cfg *config.Config, hooks func(*relay.Config)) (*relay.Relay, error) {
+// buildRelay wires a relay from the settings: it checks the topic layout and builds the
+// codec (with the schema registry when one is configured).
+func (a *app) buildRelay(ctx context.Context, cfg *settings) (*relay.Relay, error) {
 	log := newLogger(a.stderr, cfg.Log.Level)
-	check, err := kgo.NewClient(cfg.KafkaOpts()...)
+	check, err := kgo.NewClient(cfg.kafka...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
@@ -112,55 +109,5 @@ func (a *app) buildRelay(ctx context.Context, cfg *config.Config, hooks func(*re
 	if err != nil {
 		return nil, err
 	}
-	sender, err := webhook.NewSender(webhook.WithAttemptTimeout(cfg.Delivery.AttemptTimeout))
-	if err != nil {
-		return nil, err
-	}
-	rc := relay.Config{
-		InputTopic:      cfg.Kafka.InputTopic,
-		StateTopic:      cfg.Kafka.StateTopic,
-		Group:           cfg.Kafka.Group,
-		TransactionalID: cfg.TransactionalID(),
-		Partitioner:     cfg.Kafka.Partitioner,
-		InstanceID:      cfg.Kafka.InstanceID,
-		SessionTimeout:  cfg.Kafka.SessionTimeout,
-		GroupProtocol:   cfg.Kafka.GroupProtocol,
-		DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
-		MaxPending:      cfg.Delivery.MaxPending,
-		ResendSettle:    cfg.Delivery.AttemptTimeout,
-		Partners:        map[string]relay.Partner{},
-		DefaultPartner:  cfg.DefaultPartner,
-		MaxAttempts:     cfg.Delivery.MaxAttempts,
-		MaxRetryTime:    cfg.Delivery.MaxRetryTime,
-		Breaker: relay.BreakerConfig{FailuresToTrip: cfg.Delivery.Breaker.FailuresToTrip,
-			OpenFor: cfg.Delivery.Breaker.OpenFor, Hold: cfg.Delivery.Breaker.Hold},
-		Backoff:      cfg.Backoff(),
-		RelayVersion: buildinfo.String(),
-		Logger:       log,
-	}
-	for id := range cfg.Partners {
-		ep, err := cfg.Endpoint(id)
-		if err != nil {
-			return nil, err
-		}
-		if ep.APIKey, err = cfg.APIKey(id, a.environ); err != nil {
-			return nil, err
-		}
-		v, err := cfg.Version(id)
-		if err != nil {
-			return nil, err
-		}
-		if ep.Signer, err = cfg.Signer(id); err != nil {
-			return nil, err
-		}
-		if ep.Client, err = cfg.HTTPClient(id); err != nil {
-			return nil, fmt.Errorf("config: partners.%s.ca_file: %w", id, err)
-		}
-		rc.Partners[id] = relay.Partner{Endpoint: ep, Version: v, RFC3339Timestamps: cfg.Partners[id].TimestampFormat == "rfc3339"}
-		rc.Secrets = append(rc.Secrets, ep.APIKey.Reveal())
-	}
-	if hooks != nil {
-		hooks(&rc)
-	}
-	return relay.New(rc, cfg.KafkaOpts(), codec, sender)
+	return relay.New(cfg.relayConfig(log), cfg.kafka, codec, cfg.snd)
 }

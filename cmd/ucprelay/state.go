@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/ucprelay/ucprelay/internal/config"
 	"github.com/ucprelay/ucprelay/internal/keys"
 	"github.com/ucprelay/ucprelay/internal/statestore"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
@@ -64,8 +63,8 @@ It is safe to run again: an interrupted run leaves nothing half-moved.`,
 // ErrGroupActive means relays still run: a migration would race them.
 var ErrGroupActive = errors.New("the consumer group has active members")
 
-func (a *app) migrateState(ctx context.Context, cmd *cobra.Command, cfg *config.Config, force bool) error {
-	cl, err := kgo.NewClient(cfg.KafkaOpts()...)
+func (a *app) migrateState(ctx context.Context, cmd *cobra.Command, cfg *settings, force bool) error {
+	cl, err := kgo.NewClient(cfg.kafka...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -92,9 +91,9 @@ func (a *app) migrateState(ctx context.Context, cmd *cobra.Command, cfg *config.
 		return err
 	}
 	out := cmd.ErrOrStderr()
-	rep, err := statestore.Migrate(ctx, cfg.KafkaOpts(), statestore.MigrateOptions{
+	rep, err := statestore.Migrate(ctx, cfg.kafka, statestore.MigrateOptions{
 		Topic: cfg.Kafka.StateTopic, Partitions: int32(len(td.Partitions)), Partitioner: part,
-		TransactionalID: cfg.TransactionalID() + ".migrate",
+		TransactionalID: cfg.transactionalID() + ".migrate",
 		Progress:        func(format string, args ...any) { fmt.Fprintf(out, "migrate: "+format+"\n", args...) },
 	})
 	if err != nil {
@@ -109,7 +108,7 @@ func (a *app) migrateState(ctx context.Context, cmd *cobra.Command, cfg *config.
 	return err
 }
 
-func (a *app) inspectState(ctx context.Context, cmd *cobra.Command, cfg *config.Config, orderID string) error {
+func (a *app) inspectState(ctx context.Context, cmd *cobra.Command, cfg *settings, orderID string) error {
 	part, err := keys.New(cfg.Kafka.Partitioner)
 	if err != nil {
 		return err
@@ -120,12 +119,12 @@ func (a *app) inspectState(ctx context.Context, cmd *cobra.Command, cfg *config.
 	}
 	// Shown in the partner's version; the default version when the partner is gone.
 	version := func(partner string) (ucp.Version, error) {
-		if v, err := cfg.Version(partner); err == nil {
-			return v, nil
+		if p, ok := cfg.partners[partner]; ok {
+			return p.Version, nil
 		}
-		return ucp.V20260408, nil
+		return ucp.DefaultVersion, nil
 	}
-	in, err := statestore.Inspect(ctx, cfg.KafkaOpts(), cfg.Kafka.StateTopic, part, orderID, codec,
+	in, err := statestore.Inspect(ctx, cfg.kafka, cfg.Kafka.StateTopic, part, orderID, codec,
 		statestore.Partners{Default: cfg.DefaultPartner, Version: version})
 	if err != nil {
 		return fmt.Errorf("state inspect: %w", err)

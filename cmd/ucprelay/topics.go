@@ -24,7 +24,7 @@ func (a *app) topicsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := kgo.NewClient(cfg.KafkaOpts()...)
+			cl, err := kgo.NewClient(cfg.kafka...)
 			if err != nil {
 				return fmt.Errorf("kafka client: %w", err)
 			}

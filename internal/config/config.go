@@ -1,17 +1,15 @@
-// Package config loads ucprelay's configuration once, in main: a YAML file, then
+// Package config reads ucprelay's configuration once, in main: a YAML file, then
 // UCPRELAY_* environment variables, then command-line flags, each overriding the one
-// before. Validation names the key at fault and how to fix it. Secrets (API keys) are
-// read from files or environment variables named in the config, never from the file in
-// clear, and print as [REDACTED].
+// before. It validates what the configuration alone can tell, naming the key at fault and
+// how to fix it, and describes the result for `ucprelay config check`. It builds nothing:
+// cmd/ucprelay turns the configuration into the components' settings, and each default
+// is the component's (a key left unset stays unset here). Secrets never sit in the file:
+// it names the file or environment variable that holds each one.
 package config
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"net/http"
-	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -22,16 +20,12 @@ import (
 	envprov "github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/providers/structs"
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/ucprelay/ucprelay/internal/keys"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
-	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
 
 // EnvPrefix starts every environment variable the config reads. Levels are separated by a
@@ -50,9 +44,8 @@ type Config struct {
 	Log            Log       `koanf:"log"`
 	Telemetry      Telemetry `koanf:"telemetry"`
 
-	// Resolved at Load from files and the environment; never printed.
-	kafkaTLS  *tls.Config
-	kafkaSASL sasl.Mechanism
+	// set holds the keys a source set, so that an explicit zero is told from an unset key.
+	set map[string]bool
 }
 
 // Telemetry configures the operational endpoints and exporters.
@@ -110,7 +103,7 @@ type Kafka struct {
 	// rebalance. Use the pod name of a StatefulSet. Optional.
 	InstanceID string `koanf:"instance_id"`
 	// SessionTimeout is how long the group waits for a silent member before its
-	// partitions move. Default 45s.
+	// partitions move. Unset: the relay's default.
 	SessionTimeout time.Duration `koanf:"session_timeout"`
 	// GroupProtocol is classic (default; cooperative-sticky, assigned by the clients) or
 	// consumer (KIP-848, assigned by the broker; Kafka 4.0+, franz-go recommends 4.3+).
@@ -178,20 +171,20 @@ type Signing struct {
 
 // Delivery is the retry policy.
 type Delivery struct {
-	// MaxAttempts per snapshot before it is dead-lettered. Default 8.
+	// MaxAttempts per snapshot before it is dead-lettered. Unset: the relay's default.
 	MaxAttempts int `koanf:"max_attempts"`
-	// AttemptTimeout bounds one POST. Default 10s.
+	// AttemptTimeout bounds one POST. Unset: the webhook sender's default.
 	AttemptTimeout time.Duration `koanf:"attempt_timeout"`
-	// BackoffInitial caps the first retry's jittered delay. Default 200ms.
+	// BackoffInitial caps the first retry's jittered delay. Unset: the webhook backoff's default.
 	BackoffInitial time.Duration `koanf:"backoff_initial"`
-	// BackoffMax caps every delay. Default 30s.
+	// BackoffMax caps every delay. Unset: the webhook backoff's default.
 	BackoffMax time.Duration `koanf:"backoff_max"`
-	// MaxRetryAfter caps a partner's Retry-After. Default 5m.
+	// MaxRetryAfter caps a partner's Retry-After. Unset: the webhook backoff's default.
 	MaxRetryAfter time.Duration `koanf:"max_retry_after"`
 	// MaxRetryTime bounds the time one snapshot spends on attempts and backoff before it
-	// is dead-lettered (retries_exhausted); waits on a down endpoint do not count. Default 5m.
+	// is dead-lettered (retries_exhausted); waits on a down endpoint do not count. Unset: the relay's default.
 	MaxRetryTime time.Duration `koanf:"max_retry_time"`
-	// MaxPending bounds the orders waiting for delivery; above it fetching pauses. Default 10000.
+	// MaxPending bounds the orders waiting for delivery; above it fetching pauses. Unset: the relay's default.
 	MaxPending int `koanf:"max_pending"`
 	// Breaker configures each partner endpoint's circuit breaker.
 	Breaker Breaker `koanf:"breaker"`
@@ -200,12 +193,12 @@ type Delivery struct {
 // Breaker is the circuit breaker of each partner endpoint (P6).
 type Breaker struct {
 	// FailuresToTrip opens the breaker after this many consecutive failures (5xx, 429,
-	// timeouts, connection errors, 401/403; not other 4xx). Default 5.
+	// timeouts, connection errors, 401/403; not other 4xx). Unset: the relay's default.
 	FailuresToTrip uint32 `koanf:"failures_to_trip"`
-	// OpenFor is how long it stays open before one probe goes through. Default 10s.
+	// OpenFor is how long it stays open before one probe goes through. Unset: the relay's default.
 	OpenFor time.Duration `koanf:"open_for"`
 	// Hold is how long a delivery waits on a down endpoint before it is dead-lettered
-	// (circuit_open, or credentials_rejected after 401/403). Default 10m.
+	// (circuit_open, or credentials_rejected after 401/403). Unset: the relay's default.
 	Hold time.Duration `koanf:"hold"`
 }
 
@@ -215,19 +208,15 @@ type Log struct {
 	Level string `koanf:"level"`
 }
 
-// Defaults returns the configuration before any source is applied.
+// Defaults returns the configuration before any source is applied: the defaults that
+// belong to the command line itself (names, addresses, log level). The components'
+// defaults (delivery policy, breaker, session timeout, partitioner, UCP version) are
+// theirs: such keys stay unset here, and `config check` asks the components.
 func Defaults() Config {
-	b := webhook.DefaultBackoff()
 	return Config{
-		Kafka: Kafka{ClientID: "ucprelay", Group: "ucprelay", StateTopic: "ucprelay.state", DeadLetterTopic: "ucprelay.dlq", Partitioner: keys.Murmur2,
-			SessionTimeout: 45 * time.Second, TransactionalIDPrefix: "ucprelay-"},
+		Kafka:     Kafka{ClientID: "ucprelay", Group: "ucprelay", StateTopic: "ucprelay.state", DeadLetterTopic: "ucprelay.dlq", TransactionalIDPrefix: "ucprelay-"},
 		Telemetry: Telemetry{Listen: ":8080"},
-		Delivery: Delivery{
-			MaxAttempts: 8, AttemptTimeout: 10 * time.Second, MaxRetryTime: 5 * time.Minute, MaxPending: 10000,
-			Breaker:        Breaker{FailuresToTrip: 5, OpenFor: 10 * time.Second, Hold: 10 * time.Minute},
-			BackoffInitial: b.Initial, BackoffMax: b.Max, MaxRetryAfter: b.MaxRetryAfter,
-		},
-		Log: Log{Level: "info"},
+		Log:       Log{Level: "info"},
 	}
 }
 
@@ -244,63 +233,10 @@ type Sources struct {
 
 // Load reads the sources in order of precedence and validates the result.
 func Load(src Sources) (*Config, error) {
-	_, c, err := load(src)
-	return c, err
-}
-
-// Effective returns the configuration Load would use, as YAML, followed by how each
-// secret resolves (never its value): what `ucprelay config check` prints.
-func Effective(src Sources) ([]byte, error) {
-	k, c, err := load(src)
-	if err != nil {
-		return nil, err
-	}
-	out, err := yaml.Parser().Marshal(datesAsStrings(k.Raw()).(map[string]any))
-	if err != nil {
-		return nil, fmt.Errorf("config: render: %w", err)
-	}
-	out = append(out, "\n# secrets (values never shown)\n"...)
-	for _, id := range c.partnerIDs() {
-		p := c.Partners[id]
-		key, err := c.APIKey(id, src.Environ)
-		switch {
-		case err != nil:
-			return nil, err
-		case key.IsZero():
-			out = fmt.Appendf(out, "# partners.%s api key: none\n", id)
-		default:
-			from := "api_key_file " + p.APIKeyFile
-			if p.APIKeyEnv != "" {
-				from = "api_key_env " + p.APIKeyEnv
-			}
-			out = fmt.Appendf(out, "# partners.%s api key: %s (%d bytes, from %s)\n", id, webhook.Redacted, len(key.Reveal()), from)
-		}
-		sg, err := c.Signer(id)
-		if err != nil {
-			return nil, err
-		}
-		if sg != nil {
-			out = fmt.Appendf(out, "# partners.%s signing key: %s (loaded from %s, key id %s)\n", id, webhook.Redacted, p.Signing.KeyFile, p.Signing.KeyID)
-		}
-	}
-	if c.kafkaSASL != nil {
-		out = fmt.Appendf(out, "# kafka.sasl %s password: %s (resolved)\n", c.kafkaSASL.Name(), webhook.Redacted)
-	}
-	if c.kafkaTLS != nil {
-		out = fmt.Appendf(out, "# kafka.tls: on (%d client certificates)\n", len(c.kafkaTLS.Certificates))
-	}
-	return out, nil
-}
-
-func load(src Sources) (*koanf.Koanf, *Config, error) {
-	k := koanf.New(".")
-	def := Defaults()
-	if err := k.Load(confmapProvider(def), nil); err != nil {
-		return nil, nil, fmt.Errorf("config: defaults: %w", err)
-	}
+	user := koanf.New(".") // what the sources set, in order of precedence
 	if src.File != "" {
-		if err := k.Load(file.Provider(src.File), yaml.Parser()); err != nil {
-			return nil, nil, fmt.Errorf("config: read %s: %w", src.File, err)
+		if err := user.Load(file.Provider(src.File), yaml.Parser()); err != nil {
+			return nil, fmt.Errorf("config: read %s: %w", src.File, err)
 		}
 	}
 	env := envprov.Provider(".", envprov.Opt{
@@ -308,13 +244,20 @@ func load(src Sources) (*koanf.Koanf, *Config, error) {
 		EnvironFunc:   func() []string { return src.Environ },
 		TransformFunc: envKey,
 	})
-	if err := k.Load(env, nil); err != nil {
-		return nil, nil, fmt.Errorf("config: environment: %w", err)
+	if err := user.Load(env, nil); err != nil {
+		return nil, fmt.Errorf("config: environment: %w", err)
 	}
 	if src.Flags != nil {
-		if err := k.Load(posflag.ProviderWithFlag(src.Flags, ".", k, flagValue), nil); err != nil {
-			return nil, nil, fmt.Errorf("config: flags: %w", err)
+		if err := user.Load(posflag.ProviderWithFlag(src.Flags, ".", user, flagValue), nil); err != nil {
+			return nil, fmt.Errorf("config: flags: %w", err)
 		}
+	}
+	k := koanf.New(".")
+	if err := k.Load(structs.Provider(Defaults(), "koanf"), nil); err != nil {
+		return nil, fmt.Errorf("config: defaults: %w", err)
+	}
+	if err := k.Merge(user); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	var c Config
 	dc := &mapstructure.DecoderConfig{
@@ -323,79 +266,16 @@ func load(src Sources) (*koanf.Koanf, *Config, error) {
 		Metadata: nil, Result: &c, WeaklyTypedInput: true, TagName: "koanf",
 	}
 	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf", DecoderConfig: dc}); err != nil {
-		return nil, nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c.set = map[string]bool{}
+	for _, key := range user.Keys() {
+		c.set[key] = true
 	}
 	if err := c.Validate(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if err := c.resolveKafka(src.Environ); err != nil {
-		return nil, nil, err
-	}
-	return k, &c, nil
-}
-
-// resolveKafka reads the Kafka connection's TLS files and SASL password.
-func (c *Config) resolveKafka(environ []string) error {
-	t := c.Kafka.TLS
-	if t.Enabled || t.CAFile != "" || t.CertFile != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
-		if t.CAFile != "" {
-			pem, err := os.ReadFile(t.CAFile)
-			if err != nil {
-				return fmt.Errorf("config: kafka.tls.ca_file: %w", err)
-			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return fmt.Errorf("config: kafka.tls.ca_file: %s holds no PEM certificate", t.CAFile)
-			}
-		}
-		if t.CertFile != "" || t.KeyFile != "" {
-			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-			if err != nil {
-				return fmt.Errorf("config: kafka.tls.cert_file/key_file: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-		c.kafkaTLS = tc
-	}
-	sc := c.Kafka.SASL
-	if sc.Mechanism == "" {
-		return nil
-	}
-	pw, err := secretFrom("kafka.sasl", sc.PasswordFile, sc.PasswordEnv, environ)
-	if err != nil {
-		return err
-	}
-	switch strings.ToUpper(sc.Mechanism) {
-	case "PLAIN":
-		c.kafkaSASL = plain.Auth{User: sc.Username, Pass: pw.Reveal()}.AsMechanism()
-	case "SCRAM-SHA-256":
-		c.kafkaSASL = scram.Auth{User: sc.Username, Pass: pw.Reveal()}.AsSha256Mechanism()
-	case "SCRAM-SHA-512":
-		c.kafkaSASL = scram.Auth{User: sc.Username, Pass: pw.Reveal()}.AsSha512Mechanism()
-	}
-	return nil
-}
-
-// secretFrom reads a secret from a file (trailing newline dropped) or an environment
-// variable; key names the config section in errors.
-func secretFrom(key, file, env string, environ []string) (webhook.Secret, error) {
-	switch {
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return webhook.Secret{}, fmt.Errorf("config: %s: %w", key, err)
-		}
-		return webhook.NewSecret(strings.TrimRight(string(b), "\r\n")), nil
-	case env != "":
-		for _, kv := range environ {
-			if name, v, ok := strings.Cut(kv, "="); ok && name == env {
-				return webhook.NewSecret(v), nil
-			}
-		}
-		return webhook.Secret{}, fmt.Errorf("config: %s: environment variable %s is not set", key, env)
-	}
-	return webhook.Secret{}, nil
+	return &c, nil
 }
 
 // dateAsString keeps a YAML date such as ucp_version: 2026-04-08, which the YAML parser
@@ -408,24 +288,6 @@ func dateAsString(from, to reflect.Type, v any) (any, error) {
 		return t.Format(time.RFC3339), nil
 	}
 	return v, nil
-}
-
-// datesAsStrings renders the YAML dates of a raw configuration as they were written.
-func datesAsStrings(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			x[k] = datesAsStrings(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = datesAsStrings(e)
-		}
-	case time.Time:
-		s, _ := dateAsString(reflect.TypeFor[time.Time](), reflect.TypeFor[string](), x)
-		return s
-	}
-	return v
 }
 
 // envKey maps UCPRELAY_KAFKA__DEAD_LETTER_TOPIC to kafka.dead_letter_topic, and splits
@@ -467,12 +329,18 @@ func splitList(v string) []string {
 	return out
 }
 
-// Validate checks the configuration, naming the key at fault and the fix.
+// Validate checks what the configuration alone can tell, naming the key at fault and the
+// fix: required keys, exclusive ones, names and ranges. What needs the components or the
+// files the configuration names (URLs, certificates, keys, secrets, limits that depend on
+// defaults) is checked by cmd/ucprelay when it builds them, with the key named the same way.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
 	}
+	// unsetOr reports whether a numeric key is unset (the component's default applies) or
+	// holds an allowed value; an explicit zero is not "unset".
+	unsetOr := func(key string, ok bool) bool { return ok || !c.set[key] }
 	if len(c.Kafka.Brokers) == 0 {
 		bad("kafka.brokers", "required: list the seed brokers, e.g. [\"kafka-0:9092\"] (env UCPRELAY_KAFKA__BROKERS=a:9092,b:9092)")
 	}
@@ -485,9 +353,8 @@ func (c *Config) Validate() error {
 	if p := c.Kafka.GroupProtocol; p != "" && p != "classic" && p != "consumer" {
 		bad("kafka.group_protocol", "%q: want classic or consumer", p)
 	}
-	if st := c.Kafka.SessionTimeout; st > 0 && c.Delivery.AttemptTimeout > st/3 {
-		bad("delivery.attempt_timeout", "%s is more than a third of kafka.session_timeout (%s): a replica removed from the group must have no request in flight when its partitions move; lower it or raise the session timeout",
-			c.Delivery.AttemptTimeout, st)
+	if st := c.Kafka.SessionTimeout; st < 0 || !unsetOr("kafka.session_timeout", st > 0) {
+		bad("kafka.session_timeout", "must be a positive duration such as 45s")
 	}
 	switch sc := c.Kafka.SASL; strings.ToUpper(sc.Mechanism) {
 	case "":
@@ -504,9 +371,6 @@ func (c *Config) Validate() error {
 	if t := c.Kafka.TLS; (t.CertFile == "") != (t.KeyFile == "") {
 		bad("kafka.tls", "set both cert_file and key_file for a client certificate")
 	}
-	if c.Delivery.MaxPending < 0 {
-		bad("delivery.max_pending", "must be positive")
-	}
 	for key, v := range map[string]string{"kafka.group": c.Kafka.Group, "kafka.client_id": c.Kafka.ClientID,
 		"kafka.state_topic": c.Kafka.StateTopic, "kafka.dead_letter_topic": c.Kafka.DeadLetterTopic} {
 		if v == "" {
@@ -516,11 +380,11 @@ func (c *Config) Validate() error {
 	if len(c.Partners) == 0 {
 		bad("partners", "required: configure at least one partner webhook under partners.<id>")
 	}
-	for _, id := range c.partnerIDs() {
+	for _, id := range c.PartnerIDs() {
 		p := c.Partners[id]
 		key := "partners." + id
-		if _, err := c.Endpoint(id); err != nil {
-			bad(key+".base_url", "%v", err)
+		if p.BaseURL == "" {
+			bad(key+".base_url", "required: the partner's https://host[/prefix]")
 		}
 		if p.UCPVersion != "" {
 			if _, err := ucp.ParseVersion(p.UCPVersion); err != nil {
@@ -540,33 +404,31 @@ func (c *Config) Validate() error {
 				bad(key+".signing", "set both key_file and key_id")
 			}
 		}
-		if _, err := c.HTTPClient(id); err != nil {
-			bad(key+".ca_file", "%v", err)
-		}
 		if p.APIKeyHeader != "" && p.APIKeyQuery != "" {
 			bad(key, "set api_key_header or api_key_query, not both")
 		}
 	}
 	if c.DefaultPartner != "" {
 		if _, ok := c.Partners[c.DefaultPartner]; !ok {
-			bad("default_partner", "%q is not among partners (%s)", c.DefaultPartner, strings.Join(c.partnerIDs(), ", "))
+			bad("default_partner", "%q is not among partners (%s)", c.DefaultPartner, strings.Join(c.PartnerIDs(), ", "))
 		}
 	}
 	d := c.Delivery
-	if d.MaxAttempts < 1 {
+	if d.MaxAttempts < 0 || !unsetOr("delivery.max_attempts", d.MaxAttempts > 0) {
 		bad("delivery.max_attempts", "must be at least 1")
 	}
-	if d.AttemptTimeout <= 0 {
-		bad("delivery.attempt_timeout", "must be a positive duration such as 10s")
+	if d.MaxPending < 0 || !unsetOr("delivery.max_pending", d.MaxPending > 0) {
+		bad("delivery.max_pending", "must be at least 1")
 	}
-	if d.MaxRetryTime <= 0 {
-		bad("delivery.max_retry_time", "must be a positive duration such as 5m")
+	for key, v := range map[string]time.Duration{"delivery.attempt_timeout": d.AttemptTimeout, "delivery.max_retry_time": d.MaxRetryTime,
+		"delivery.backoff_initial": d.BackoffInitial, "delivery.backoff_max": d.BackoffMax, "delivery.max_retry_after": d.MaxRetryAfter,
+		"delivery.breaker.open_for": d.Breaker.OpenFor, "delivery.breaker.hold": d.Breaker.Hold} {
+		if v < 0 || !unsetOr(key, v > 0) {
+			bad(key, "must be a positive duration such as 10s")
+		}
 	}
-	if b := d.Breaker; b.FailuresToTrip < 1 || b.OpenFor <= 0 || b.Hold <= 0 {
-		bad("delivery.breaker", "failures_to_trip must be at least 1, open_for and hold positive durations such as 10s and 10m")
-	}
-	if err := c.Backoff().Validate(); err != nil {
-		bad("delivery.backoff_initial", "%v", err)
+	if !unsetOr("delivery.breaker.failures_to_trip", d.Breaker.FailuresToTrip > 0) {
+		bad("delivery.breaker.failures_to_trip", "must be at least 1")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -576,125 +438,12 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (c *Config) partnerIDs() []string {
+// PartnerIDs returns the configured partner ids, sorted.
+func (c *Config) PartnerIDs() []string {
 	ids := make([]string, 0, len(c.Partners))
 	for id := range c.Partners {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
 	return ids
-}
-
-// Backoff returns the delivery retry policy.
-func (c *Config) Backoff() webhook.Backoff {
-	return webhook.Backoff{Initial: c.Delivery.BackoffInitial, Max: c.Delivery.BackoffMax, MaxRetryAfter: c.Delivery.MaxRetryAfter}
-}
-
-// Version returns the UCP version of a partner's bodies (default 2026-04-08).
-func (c *Config) Version(partner string) (ucp.Version, error) {
-	v := c.Partners[partner].UCPVersion
-	if v == "" {
-		return ucp.V20260408, nil
-	}
-	return ucp.ParseVersion(v)
-}
-
-// Endpoint returns a partner's webhook endpoint without its API key.
-func (c *Config) Endpoint(partner string) (webhook.Endpoint, error) {
-	p, ok := c.Partners[partner]
-	if !ok {
-		return webhook.Endpoint{}, fmt.Errorf("unknown partner %q", partner)
-	}
-	id := p.PartnerID
-	if id == "" {
-		id = partner
-	}
-	ep := webhook.Endpoint{Partner: id, BaseURL: p.BaseURL, PathTemplate: p.PathTemplate, APIKeyHeader: p.APIKeyHeader, APIKeyQuery: p.APIKeyQuery}
-	if _, err := ep.URL(); err != nil {
-		return webhook.Endpoint{}, err
-	}
-	return ep, nil
-}
-
-// HTTPClient returns the HTTP client for a partner with a ca_file: the default transport
-// trusting only those authorities. It returns nil when the partner uses the shared
-// client and the system roots.
-func (c *Config) HTTPClient(partner string) (*http.Client, error) {
-	f := c.Partners[partner].CAFile
-	if f == "" {
-		return nil, nil
-	}
-	pem, err := os.ReadFile(f)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", f)
-	}
-	t := webhook.NewTransport()
-	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return &http.Client{Transport: t}, nil
-}
-
-// Signer returns a partner's request signer, nil when it signs nothing.
-func (c *Config) Signer(partner string) (webhook.Signer, error) {
-	sg := c.Partners[partner].Signing
-	if sg.KeyFile == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(sg.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("config: partners.%s.signing.key_file: %w", partner, err)
-	}
-	key, err := webhook.ParseES256Key(b)
-	if err != nil {
-		return nil, fmt.Errorf("config: partners.%s.signing.key_file: %w", partner, err)
-	}
-	v, err := c.Version(partner)
-	if err != nil {
-		return nil, err
-	}
-	if v != ucp.V20260408 {
-		// 2026-01-xx: detached JWS in Request-Signature.
-		return &webhook.DetachedJWSSigner{KeyID: sg.KeyID, Key: key}, nil
-	}
-	return &webhook.RFC9421Signer{KeyID: sg.KeyID, Key: key, Profile: sg.Profile}, nil
-}
-
-// APIKey reads a partner's API key from its file or environment variable; a partner
-// with neither has no key.
-func (c *Config) APIKey(partner string, environ []string) (webhook.Secret, error) {
-	p := c.Partners[partner]
-	return secretFrom("partners."+partner+".api_key_file/api_key_env", p.APIKeyFile, p.APIKeyEnv, environ)
-}
-
-// KafkaOpts returns the connection options of every Kafka client ucprelay makes.
-func (c *Config) KafkaOpts() []kgo.Opt {
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(c.Kafka.Brokers...),
-		kgo.ClientID(c.Kafka.ClientID),
-	}
-	if c.Kafka.Rack != "" {
-		opts = append(opts, kgo.Rack(c.Kafka.Rack))
-	}
-	if c.kafkaTLS != nil {
-		opts = append(opts, kgo.DialTLSConfig(c.kafkaTLS.Clone()))
-	}
-	if c.kafkaSASL != nil {
-		opts = append(opts, kgo.SASL(c.kafkaSASL))
-	}
-	return opts
-}
-
-// TransactionalID returns kafka.transactional_id, or "ucprelay-" and the host name.
-func (c *Config) TransactionalID() string {
-	if c.Kafka.TransactionalID != "" {
-		return c.Kafka.TransactionalID
-	}
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		h = "local"
-	}
-	return c.Kafka.TransactionalIDPrefix + h
 }

@@ -1,14 +1,6 @@
 package config_test
 
 import (
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +10,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ucprelay/ucprelay/internal/config"
-	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
 
 const file = `
@@ -86,14 +77,6 @@ func TestPrecedenceFileEnvFlags(t *testing.T) {
 	if c.Kafka.Group != "from-flag" || strings.Join(c.Kafka.Brokers, ",") != "f1:9092" {
 		t.Fatalf("flags: %+v", c.Kafka)
 	}
-	// Secrets come from the environment variable the file names, never the file.
-	key, err := c.APIKey("google", []string{"GOOGLE_KEY=s3cr3t"})
-	if err != nil || key.Reveal() != "s3cr3t" || key.String() == "s3cr3t" {
-		t.Fatalf("api key: %v %v", key, err)
-	}
-	if _, err := c.APIKey("google", nil); err == nil || !strings.Contains(err.Error(), "GOOGLE_KEY") {
-		t.Fatalf("missing key env: %v", err)
-	}
 }
 
 func TestValidationNamesKeyAndFix(t *testing.T) {
@@ -125,10 +108,9 @@ log:
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, want := range []string{"kafka.brokers", "kafka.input_topic", "partners.google.base_url", "partners.google.ucp_version", "delivery.max_attempts", "log.level",
-		"delivery.attempt_timeout", "kafka.partitioner", "kafka.group_protocol",
-		"partners.google.timestamp_format", "partners.google.signing", "partners.google.ca_file",
-		"delivery.max_retry_time", "delivery.breaker"} {
+	for _, want := range []string{"kafka.brokers", "kafka.input_topic", "partners.google.ucp_version", "delivery.max_attempts", "log.level",
+		"kafka.partitioner", "kafka.group_protocol", "partners.google.timestamp_format", "partners.google.signing",
+		"delivery.max_retry_time", "delivery.breaker.failures_to_trip"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}
@@ -138,169 +120,58 @@ log:
 	}
 }
 
-// A partner behind a private CA: with partners.<id>.ca_file the relay trusts that CA for
-// that partner; without it the system roots refuse the certificate, a retryable
-// transport error.
-func TestPartnerCAFile(t *testing.T) {
+// A key left unset stays unset (its component's default applies, and `config check`
+// shows it); the same key set to zero is refused, naming it.
+func TestUnsetKeysStayUnsetExplicitZeroRefused(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
-	defer srv.Close()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+	base := "kafka: {brokers: [k:9092], input_topic: orders}\npartners: {p: {base_url: \"https://x\"}}\n"
+	c, err := config.Load(config.Sources{File: write(t, base)})
+	if err != nil {
 		t.Fatal(err)
 	}
+	d := c.Delivery
+	if d.MaxAttempts != 0 || d.AttemptTimeout != 0 || d.MaxPending != 0 || d.Breaker != (config.Breaker{}) || c.Kafka.SessionTimeout != 0 || c.Kafka.Partitioner != "" {
+		t.Errorf("component defaults restated by config: %+v %+v", d, c.Kafka)
+	}
+	if c.Kafka.Group != "ucprelay" || c.Kafka.StateTopic != "ucprelay.state" || c.Telemetry.Listen != ":8080" || c.Log.Level != "info" {
+		t.Errorf("the command line's own defaults: %+v", c)
+	}
+	for key, yaml := range map[string]string{
+		"delivery.max_attempts":             "delivery: {max_attempts: 0}",
+		"delivery.attempt_timeout":          "delivery: {attempt_timeout: 0s}",
+		"delivery.max_pending":              "delivery: {max_pending: 0}",
+		"delivery.breaker.failures_to_trip": "delivery: {breaker: {failures_to_trip: 0}}",
+		"delivery.breaker.hold":             "delivery: {breaker: {hold: -1m}}",
+	} {
+		_, err := config.Load(config.Sources{File: write(t, base+yaml+"\n")})
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: %v, want an error naming %s", yaml, err, key)
+		}
+	}
+	for key, env := range map[string]string{"delivery.max_attempts": "UCPRELAY_DELIVERY__MAX_ATTEMPTS=0", "kafka.session_timeout": "UCPRELAY_KAFKA__SESSION_TIMEOUT=0s"} {
+		if _, err := config.Load(config.Sources{File: write(t, base), Environ: []string{env}}); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: %v, want an error naming %s", env, err, key)
+		}
+	}
+}
+
+// Describe renders every key, durations as written and dates as strings.
+func TestDescribe(t *testing.T) {
+	t.Parallel()
 	c, err := config.Load(config.Sources{File: write(t, `
-kafka: {brokers: [k:9092], input_topic: orders}
-partners:
-  private: {base_url: "`+srv.URL+`", ca_file: "`+ca+`"}
-  public: {base_url: "`+srv.URL+`"}
+kafka: {brokers: [k:9092], input_topic: orders, session_timeout: 30s}
+partners: {google: {base_url: "https://x", ucp_version: 2026-01-23}}
 `)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	snd, err := webhook.NewSender()
+	out, err := config.Describe(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for id, wantOK := range map[string]bool{"private": true, "public": false} {
-		ep, err := c.Endpoint(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ep.Client, err = c.HTTPClient(id); err != nil {
-			t.Fatal(err)
-		}
-		_, err = snd.Send(context.Background(), &ep, webhook.Request{Body: []byte("{}")})
-		if gotOK := err == nil; gotOK != wantOK {
-			t.Errorf("partner %s: send error %v, want success %v", id, err, wantOK)
-		}
-		if err != nil && (webhook.Classify(err) != webhook.Retryable || !strings.Contains(err.Error(), "certificate")) {
-			t.Errorf("partner %s: %v classified %v", id, err, webhook.Classify(err))
-		}
-	}
-	notPEM := write(t, "not a certificate")
-	_, err = config.Load(config.Sources{File: write(t, `
-kafka: {brokers: [k:9092], input_topic: orders}
-partners: {p: {base_url: "https://x", ca_file: "`+notPEM+`"}}
-`)})
-	if err == nil || !strings.Contains(err.Error(), "partners.p.ca_file") {
-		t.Errorf("a ca_file without certificates: %v", err)
-	}
-}
-
-// The annotated example in docs/ is a valid configuration (with its secret files in
-// place), and `config check` shows how every secret resolves without its value.
-func TestExampleConfigAndEffective(t *testing.T) {
-	t.Parallel()
-	example, err := os.ReadFile(filepath.Join("..", "..", "docs", "config.example.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	// Point the example's files at real ones: a CA, the secrets and a signing key.
-	srv := httptest.NewTLSServer(http.NotFoundHandler())
-	srv.Close()
-	files := map[string][]byte{
-		"/etc/ucprelay/kafka/ca.pem":               pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}),
-		"/var/run/secrets/ucprelay/kafka-password": []byte("kafka-s3cret\n"),
-		"/var/run/secrets/ucprelay/google-api-key": []byte("google-k3y-value\n"),
-		"/var/run/secrets/ucprelay/signing.pem":    testSigningPEM(t),
-	}
-	text := string(example)
-	for path, content := range files {
-		local := filepath.Join(dir, filepath.Base(path))
-		if err := os.WriteFile(local, content, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		text = strings.ReplaceAll(text, path, local)
-	}
-	p := write(t, text)
-	c, err := config.Load(config.Sources{File: p})
-	if err != nil {
-		t.Fatalf("the example config does not load: %v", err)
-	}
-	if c.Kafka.SASL.Mechanism != "SCRAM-SHA-512" || c.Delivery.Breaker.Hold != 10*time.Minute || c.Telemetry.Listen != ":8080" {
-		t.Errorf("example parsed as %+v", c)
-	}
-	out, err := config.Effective(config.Sources{File: p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"input_topic: orders.events", "partners.google api key: [REDACTED] (16 bytes", "signing key: [REDACTED]",
-		"kafka.sasl SCRAM-SHA-512 password: [REDACTED]", "kafka.tls: on"} {
+	for _, want := range []string{"session_timeout: 30s", `ucp_version: "2026-01-23"`, "input_topic: orders", "max_attempts: 0", "password_env: \"\""} {
 		if !strings.Contains(string(out), want) {
-			t.Errorf("config check output lacks %q:\n%s", want, out)
+			t.Errorf("description lacks %q:\n%s", want, out)
 		}
 	}
-	for _, secret := range []string{"kafka-s3cret", "google-k3y-value", "PRIVATE KEY"} {
-		if strings.Contains(string(out), secret) {
-			t.Errorf("config check prints a secret (%s)", secret)
-		}
-	}
-}
-
-// SASL needs a username and a password source outside the file; TLS a whole key pair.
-func TestKafkaSecurityValidation(t *testing.T) {
-	t.Parallel()
-	_, err := config.Load(config.Sources{File: write(t, `
-kafka:
-  brokers: [k:9092]
-  input_topic: orders
-  sasl: {mechanism: GSSAPI}
-  tls: {cert_file: /c.pem}
-partners: {p: {base_url: "https://x"}}
-`)})
-	for _, want := range []string{"kafka.sasl.mechanism", "kafka.tls"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("error does not name %s: %v", want, err)
-		}
-	}
-	_, err = config.Load(config.Sources{File: write(t, `
-kafka:
-  brokers: [k:9092]
-  input_topic: orders
-  sasl: {mechanism: PLAIN, password_env: KP}
-partners: {p: {base_url: "https://x"}}
-`)})
-	for _, want := range []string{"kafka.sasl.username"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("error does not name %s: %v", want, err)
-		}
-	}
-	c, err := config.Load(config.Sources{Environ: []string{"KP=pw"}, File: write(t, `
-kafka:
-  brokers: [k:9092]
-  input_topic: orders
-  sasl: {mechanism: scram-sha-256, username: u, password_env: KP}
-partners: {p: {base_url: "https://x"}}
-`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(c.KafkaOpts()); n != 3 {
-		t.Errorf("%d Kafka options, want seeds, client id and SASL", n)
-	}
-	_, err = config.Load(config.Sources{File: write(t, `
-kafka:
-  brokers: [k:9092]
-  input_topic: orders
-  sasl: {mechanism: PLAIN, username: u, password_env: MISSING}
-partners: {p: {base_url: "https://x"}}
-`)})
-	if err == nil || !strings.Contains(err.Error(), "MISSING is not set") {
-		t.Errorf("a missing password variable: %v", err)
-	}
-}
-
-func testSigningPEM(t *testing.T) []byte {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }

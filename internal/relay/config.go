@@ -20,7 +20,7 @@ import (
 type Partner struct {
 	// Endpoint is the partner's webhook.
 	Endpoint webhook.Endpoint
-	// Version is the UCP version of the bodies.
+	// Version is the UCP version of the bodies. Default ucp.DefaultVersion.
 	Version ucp.Version
 	// RFC3339Timestamps sends Webhook-Timestamp as RFC 3339 instead of unix seconds.
 	RFC3339Timestamps bool
@@ -47,7 +47,7 @@ type Config struct {
 	// or "consumer" (KIP-848: the broker assigns, Kafka 4.0+; franz-go recommends 4.3+).
 	GroupProtocol string
 	// Partitioner is the producers' key partitioner, to forward events that sit in their
-	// order's old partition after the input topic grew. Default murmur2.
+	// order's old partition after the input topic grew. Default murmur2 (keys.Murmur2).
 	Partitioner string
 	// Partners by the partner id that events carry. At least one.
 	Partners map[string]Partner
@@ -72,11 +72,12 @@ type Config struct {
 	LayoutCheckInterval time.Duration
 	// ResendSettle delays the resend of a snapshot found pending when a partition is
 	// restored: the previous owner may have had it in flight, and a partner may process
-	// an abandoned request late. Set it to the delivery attempt timeout. Default 10s.
+	// an abandoned request late. Set it to the delivery attempt timeout. Default
+	// webhook.DefaultAttemptTimeout.
 	ResendSettle time.Duration
 	// ShutdownGrace bounds how long Run waits for in-flight deliveries when it stops. Default 10s.
 	ShutdownGrace time.Duration
-	// Backoff spaces retries. Default webhook.DefaultBackoff().
+	// Backoff spaces retries. Each zero field takes its default (webhook.DefaultBackoff).
 	Backoff webhook.Backoff
 	// RelayVersion goes into dead-letter records.
 	RelayVersion string
@@ -123,6 +124,25 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("default partner %q is not configured", c.DefaultPartner))
 		}
 	}
+	c.SetDefaults()
+	if c.MaxInFlight < 0 || c.MaxAttempts < 0 || c.MaxPending < 0 || c.Workers < 0 {
+		errs = append(errs, errors.New("max attempts, max in flight, max pending and workers must be positive"))
+	}
+	if err := c.Backoff.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("relay: config: %w", err)
+	}
+	return nil
+}
+
+// SetDefaults sets every unset (zero) field that has a default to it: the defaults stated
+// on the fields are defined here and nowhere else. New applies them; `ucprelay config
+// check` shows them.
+func (c *Config) SetDefaults() {
+	setDefault(&c.SessionTimeout, 45*time.Second)
+	setDefault(&c.Partitioner, keys.Murmur2)
 	setDefault(&c.MaxAttempts, 8)
 	setDefault(&c.MaxRetryTime, 5*time.Minute)
 	setDefault(&c.MaxInFlight, 64)
@@ -131,25 +151,18 @@ func (c *Config) validate() error {
 	setDefault(&c.CommitInterval, 100*time.Millisecond)
 	setDefault(&c.LayoutCheckInterval, 30*time.Second)
 	setDefault(&c.ShutdownGrace, 10*time.Second)
-	setDefault(&c.ResendSettle, 10*time.Second)
-	setDefault(&c.SessionTimeout, 45*time.Second)
-	if c.MaxInFlight < 0 || c.MaxAttempts < 0 || c.MaxPending < 0 || c.Workers < 0 {
-		errs = append(errs, errors.New("max attempts, max in flight, max pending and workers must be positive"))
+	setDefault(&c.ResendSettle, webhook.DefaultAttemptTimeout)
+	c.Backoff = c.Backoff.WithDefaults()
+	partners := make(map[string]Partner, len(c.Partners)) // the caller's map stays as it was
+	for id, p := range c.Partners {
+		setDefault(&p.Version, ucp.DefaultVersion)
+		partners[id] = p
 	}
-	if c.Backoff == (webhook.Backoff{}) {
-		c.Backoff = webhook.DefaultBackoff()
-	}
-	if err := c.Backoff.Validate(); err != nil {
-		errs = append(errs, err)
-	}
+	c.Partners = partners
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	c.Breaker.setDefaults()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("relay: config: %w", err)
-	}
-	return nil
 }
 
 // Group protocols.

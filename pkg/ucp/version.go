@@ -16,6 +16,10 @@ const (
 	V20260408 Version = "2026-04-08"
 )
 
+// DefaultVersion is the version of a partner's bodies when its configuration names none:
+// the newest supported.
+const DefaultVersion = V20260408
+
 // alias20260101 is the version the seed documents show; it is 2026-01-11's schema.
 const alias20260101 = "2026-01-01"
 

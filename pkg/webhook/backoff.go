@@ -24,6 +24,21 @@ func DefaultBackoff() Backoff {
 	return Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, MaxRetryAfter: 5 * time.Minute}
 }
 
+// WithDefaults returns b with each zero field set to its default.
+func (b Backoff) WithDefaults() Backoff {
+	d := DefaultBackoff()
+	if b.Initial == 0 {
+		b.Initial = d.Initial
+	}
+	if b.Max == 0 {
+		b.Max = d.Max
+	}
+	if b.MaxRetryAfter == 0 {
+		b.MaxRetryAfter = d.MaxRetryAfter
+	}
+	return b
+}
+
 // Validate checks the policy.
 func (b Backoff) Validate() error {
 	if b.Initial <= 0 || b.Max < b.Initial || b.MaxRetryAfter < 0 {

@@ -103,9 +103,17 @@ type SenderOption func(*Sender)
 // partner offers it, and system TLS roots.
 func WithHTTPClient(c *http.Client) SenderOption { return func(s *Sender) { s.client = c } }
 
-// WithAttemptTimeout bounds one attempt, from dialling to the end of the answer. Default 10s.
+// DefaultAttemptTimeout bounds one attempt unless [WithAttemptTimeout] says otherwise.
+const DefaultAttemptTimeout = 10 * time.Second
+
+// WithAttemptTimeout bounds one attempt, from dialling to the end of the answer. Default
+// [DefaultAttemptTimeout]; zero keeps the default.
 func WithAttemptTimeout(d time.Duration) SenderOption {
-	return func(s *Sender) { s.attemptTimeout = d }
+	return func(s *Sender) {
+		if d != 0 {
+			s.attemptTimeout = d
+		}
+	}
 }
 
 // NewTransport returns the default transport: keep-alive with enough idle connections per
@@ -121,7 +129,7 @@ func NewTransport() *http.Transport {
 
 // NewSender returns a Sender.
 func NewSender(opts ...SenderOption) (*Sender, error) {
-	s := &Sender{attemptTimeout: 10 * time.Second}
+	s := &Sender{attemptTimeout: DefaultAttemptTimeout}
 	for _, o := range opts {
 		o(s)
 	}
@@ -133,6 +141,9 @@ func NewSender(opts ...SenderOption) (*Sender, error) {
 	}
 	return s, nil
 }
+
+// AttemptTimeout is the bound of one attempt.
+func (s *Sender) AttemptTimeout() time.Duration { return s.attemptTimeout }
 
 // Send makes one attempt to POST req to ep. It returns the 2xx [Response], or an error
 // classified by [Classify]: a [*StatusError] for any other answer, a [*TransportError]

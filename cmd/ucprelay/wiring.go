@@ -1,0 +1,297 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/ucprelay/ucprelay/internal/buildinfo"
+	"github.com/ucprelay/ucprelay/internal/config"
+	"github.com/ucprelay/ucprelay/internal/relay"
+	"github.com/ucprelay/ucprelay/pkg/ucp"
+	"github.com/ucprelay/ucprelay/pkg/webhook"
+)
+
+// settings is the configuration turned into what the components take: Kafka connection
+// options, the partners' endpoints with their keys, signers and clients. wire builds it
+// once per command, so every command refuses the same invalid configuration, naming the
+// key, and the secrets are read in one place.
+type settings struct {
+	*config.Config
+	// kafka are the connection options of every Kafka client (seeds, client id, rack,
+	// TLS, SASL).
+	kafka []kgo.Opt
+	// partners are the relay's partners, by id.
+	partners map[string]relay.Partner
+	// secrets are the values every dead-letter error text is redacted of.
+	secrets []string
+	// resolved says how each secret resolved (never its value), for `config check`.
+	resolved []string
+	// snd is the webhook sender of every partner.
+	snd *webhook.Sender
+}
+
+// wire builds the settings of cfg; environ holds the environment variables secrets may
+// name.
+func wire(cfg *config.Config, environ []string) (*settings, error) {
+	s := &settings{Config: cfg, partners: map[string]relay.Partner{}}
+	var errs []error
+	bad := func(key string, err error) { errs = append(errs, fmt.Errorf("config: %s: %w", key, err)) }
+	var err error
+	if s.snd, err = webhook.NewSender(webhook.WithAttemptTimeout(cfg.Delivery.AttemptTimeout)); err != nil {
+		return nil, fmt.Errorf("config: delivery.attempt_timeout: %w", err)
+	}
+	if err := s.wireKafka(environ); err != nil {
+		errs = append(errs, err)
+	}
+	for _, id := range cfg.PartnerIDs() {
+		p, notes, err := partner(cfg, id, environ)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.partners[id] = p
+		s.secrets = append(s.secrets, p.Endpoint.APIKey.Reveal())
+		s.resolved = append(s.resolved, notes...)
+	}
+	rc := s.relayConfig(nil)
+	rc.SetDefaults()
+	if err := rc.Backoff.Validate(); err != nil {
+		bad("delivery.backoff_initial", err)
+	}
+	if attempt := s.snd.AttemptTimeout(); attempt > rc.SessionTimeout/3 {
+		bad("delivery.attempt_timeout", fmt.Errorf("%s is more than a third of kafka.session_timeout (%s): a replica removed from the group must have no request in flight when its partitions move; lower it or raise the session timeout",
+			attempt, rc.SessionTimeout))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// wireKafka builds the Kafka connection options, reading the TLS files and the SASL password.
+func (s *settings) wireKafka(environ []string) error {
+	k := s.Kafka
+	s.kafka = []kgo.Opt{kgo.SeedBrokers(k.Brokers...), kgo.ClientID(k.ClientID)}
+	if k.Rack != "" {
+		s.kafka = append(s.kafka, kgo.Rack(k.Rack))
+	}
+	if t := k.TLS; t.Enabled || t.CAFile != "" || t.CertFile != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+		if t.CAFile != "" {
+			pool, err := certPool(t.CAFile)
+			if err != nil {
+				return fmt.Errorf("config: kafka.tls.ca_file: %w", err)
+			}
+			tc.RootCAs = pool
+		}
+		if t.CertFile != "" || t.KeyFile != "" {
+			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+			if err != nil {
+				return fmt.Errorf("config: kafka.tls.cert_file/key_file: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		s.kafka = append(s.kafka, kgo.DialTLSConfig(tc))
+		s.resolved = append(s.resolved, fmt.Sprintf("kafka.tls: on (%d client certificates)", len(tc.Certificates)))
+	}
+	sc := k.SASL
+	if sc.Mechanism == "" {
+		return nil
+	}
+	pw, err := secretFrom("kafka.sasl", sc.PasswordFile, sc.PasswordEnv, environ)
+	if err != nil {
+		return err
+	}
+	var m sasl.Mechanism
+	switch strings.ToUpper(sc.Mechanism) {
+	case "PLAIN":
+		m = plain.Auth{User: sc.Username, Pass: pw.Reveal()}.AsMechanism()
+	case "SCRAM-SHA-256":
+		m = scram.Auth{User: sc.Username, Pass: pw.Reveal()}.AsSha256Mechanism()
+	case "SCRAM-SHA-512":
+		m = scram.Auth{User: sc.Username, Pass: pw.Reveal()}.AsSha512Mechanism()
+	default:
+		return fmt.Errorf("config: kafka.sasl.mechanism: %q is not supported", sc.Mechanism)
+	}
+	s.kafka = append(s.kafka, kgo.SASL(m))
+	s.secrets = append(s.secrets, pw.Reveal())
+	s.resolved = append(s.resolved, fmt.Sprintf("kafka.sasl %s password: %s (resolved)", m.Name(), webhook.Redacted))
+	return nil
+}
+
+// partner builds one partner's endpoint (URL, API key, signer, HTTP client) and version,
+// and says how its secrets resolved.
+func partner(cfg *config.Config, id string, environ []string) (relay.Partner, []string, error) {
+	p := cfg.Partners[id]
+	key := "partners." + id
+	pathID := p.PartnerID
+	if pathID == "" {
+		pathID = id
+	}
+	ep := webhook.Endpoint{Partner: pathID, BaseURL: p.BaseURL, PathTemplate: p.PathTemplate, APIKeyHeader: p.APIKeyHeader, APIKeyQuery: p.APIKeyQuery}
+	if _, err := ep.URL(); err != nil {
+		return relay.Partner{}, nil, fmt.Errorf("config: %s.base_url: %w", key, err)
+	}
+	v := ucp.DefaultVersion
+	if p.UCPVersion != "" {
+		var err error
+		if v, err = ucp.ParseVersion(p.UCPVersion); err != nil {
+			return relay.Partner{}, nil, fmt.Errorf("config: %s.ucp_version: %w", key, err)
+		}
+	}
+	var (
+		notes []string
+		err   error
+	)
+	if ep.APIKey, err = secretFrom(key+".api_key_file/api_key_env", p.APIKeyFile, p.APIKeyEnv, environ); err != nil {
+		return relay.Partner{}, nil, err
+	}
+	switch {
+	case ep.APIKey.IsZero():
+		notes = append(notes, fmt.Sprintf("%s api key: none", key))
+	case p.APIKeyEnv != "":
+		notes = append(notes, fmt.Sprintf("%s api key: %s (%d bytes, from api_key_env %s)", key, webhook.Redacted, len(ep.APIKey.Reveal()), p.APIKeyEnv))
+	default:
+		notes = append(notes, fmt.Sprintf("%s api key: %s (%d bytes, from api_key_file %s)", key, webhook.Redacted, len(ep.APIKey.Reveal()), p.APIKeyFile))
+	}
+	if sg := p.Signing; sg.KeyFile != "" {
+		b, err := os.ReadFile(sg.KeyFile)
+		if err != nil {
+			return relay.Partner{}, nil, fmt.Errorf("config: %s.signing.key_file: %w", key, err)
+		}
+		k, err := webhook.ParseES256Key(b)
+		if err != nil {
+			return relay.Partner{}, nil, fmt.Errorf("config: %s.signing.key_file: %w", key, err)
+		}
+		if v == ucp.V20260408 {
+			ep.Signer = &webhook.RFC9421Signer{KeyID: sg.KeyID, Key: k, Profile: sg.Profile}
+		} else {
+			ep.Signer = &webhook.DetachedJWSSigner{KeyID: sg.KeyID, Key: k} // 2026-01-xx: detached JWS in Request-Signature
+		}
+		notes = append(notes, fmt.Sprintf("%s signing key: %s (loaded from %s, key id %s)", key, webhook.Redacted, sg.KeyFile, sg.KeyID))
+	}
+	if p.CAFile != "" {
+		pool, err := certPool(p.CAFile)
+		if err != nil {
+			return relay.Partner{}, nil, fmt.Errorf("config: %s.ca_file: %w", key, err)
+		}
+		t := webhook.NewTransport()
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		ep.Client = &http.Client{Transport: t}
+	}
+	return relay.Partner{Endpoint: ep, Version: v, RFC3339Timestamps: p.TimestampFormat == "rfc3339"}, notes, nil
+}
+
+// relayConfig is the relay's configuration; the keys left unset keep the relay's defaults.
+func (s *settings) relayConfig(log *slog.Logger) relay.Config {
+	c, d := s.Config, s.Delivery
+	return relay.Config{
+		InputTopic:      c.Kafka.InputTopic,
+		StateTopic:      c.Kafka.StateTopic,
+		Group:           c.Kafka.Group,
+		TransactionalID: s.transactionalID(),
+		Partitioner:     c.Kafka.Partitioner,
+		InstanceID:      c.Kafka.InstanceID,
+		SessionTimeout:  c.Kafka.SessionTimeout,
+		GroupProtocol:   c.Kafka.GroupProtocol,
+		DeadLetterTopic: c.Kafka.DeadLetterTopic,
+		MaxPending:      d.MaxPending,
+		ResendSettle:    s.snd.AttemptTimeout(),
+		Partners:        s.partners,
+		DefaultPartner:  c.DefaultPartner,
+		MaxAttempts:     d.MaxAttempts,
+		MaxRetryTime:    d.MaxRetryTime,
+		Breaker:         relay.BreakerConfig{FailuresToTrip: d.Breaker.FailuresToTrip, OpenFor: d.Breaker.OpenFor, Hold: d.Breaker.Hold},
+		Backoff:         webhook.Backoff{Initial: d.BackoffInitial, Max: d.BackoffMax, MaxRetryAfter: d.MaxRetryAfter},
+		RelayVersion:    buildinfo.String(),
+		Secrets:         s.secrets,
+		Logger:          log,
+	}
+}
+
+// transactionalID is kafka.transactional_id, or kafka.transactional_id_prefix and the
+// host name (the pod name on Kubernetes).
+func (s *settings) transactionalID() string {
+	if s.Kafka.TransactionalID != "" {
+		return s.Kafka.TransactionalID
+	}
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "local"
+	}
+	return s.Kafka.TransactionalIDPrefix + h
+}
+
+// effective is the configuration with the keys left to the components filled with the
+// values they will use: what `config check` shows.
+func (s *settings) effective() *config.Config {
+	rc := s.relayConfig(nil)
+	rc.SetDefaults()
+	c := *s.Config
+	c.Kafka.SessionTimeout, c.Kafka.Partitioner, c.Kafka.TransactionalID = rc.SessionTimeout, rc.Partitioner, rc.TransactionalID
+	d := &c.Delivery
+	d.MaxAttempts, d.MaxRetryTime, d.MaxPending, d.AttemptTimeout = rc.MaxAttempts, rc.MaxRetryTime, rc.MaxPending, s.snd.AttemptTimeout()
+	d.BackoffInitial, d.BackoffMax, d.MaxRetryAfter = rc.Backoff.Initial, rc.Backoff.Max, rc.Backoff.MaxRetryAfter
+	d.Breaker = config.Breaker{FailuresToTrip: rc.Breaker.FailuresToTrip, OpenFor: rc.Breaker.OpenFor, Hold: rc.Breaker.Hold}
+	c.Partners = make(map[string]config.Partner, len(s.Config.Partners))
+	for id, p := range s.Config.Partners {
+		rp := rc.Partners[id]
+		p.UCPVersion = string(rp.Version)
+		if p.PathTemplate == "" {
+			p.PathTemplate = webhook.DefaultPathTemplate
+		}
+		if p.APIKeyHeader == "" && p.APIKeyQuery == "" {
+			p.APIKeyHeader = webhook.DefaultAPIKeyHeader
+		}
+		if p.TimestampFormat == "" {
+			p.TimestampFormat = "unix"
+		}
+		c.Partners[id] = p
+	}
+	return &c
+}
+
+// secretFrom reads a secret from a file (trailing newline dropped) or an environment
+// variable; key names the configuration keys in errors.
+func secretFrom(key, file, env string, environ []string) (webhook.Secret, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return webhook.Secret{}, fmt.Errorf("config: %s: %w", key, err)
+		}
+		return webhook.NewSecret(strings.TrimRight(string(b), "\r\n")), nil
+	case env != "":
+		for _, kv := range environ {
+			if name, v, ok := strings.Cut(kv, "="); ok && name == env {
+				return webhook.NewSecret(v), nil
+			}
+		}
+		return webhook.Secret{}, fmt.Errorf("config: %s: environment variable %s is not set", key, env)
+	}
+	return webhook.Secret{}, nil
+}
+
+// certPool reads a PEM bundle of certificate authorities.
+func certPool(file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
