@@ -9,7 +9,7 @@ LDFLAGS   := -s -w -X github.com/ucprelay/ucprelay/internal/buildinfo.Version=$(
 TOOL      := $(GO) tool -modfile=tools/go.mod
 PKGS      := ./...
 
-.PHONY: build test test-unit lint fmt bench fuzz chaos demo kafka-up kafka-down docker helm-lint clean help
+.PHONY: build test test-unit shared-check lint fmt bench fuzz chaos demo kafka-up kafka-down docker helm-lint clean help
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -22,6 +22,10 @@ test: ## start real Kafka (fetched with mvn, cached), run every test with -race 
 
 test-unit: ## run the tests that need no broker (-short)
 	$(GO) test -race -shuffle=on -short -count=1 $(PKGS)
+
+SHARED ?= ../shared
+shared-check: ## compare the copies of ../shared (testdata/ucp-examples, the schemas embedded in pkg/ucpschema) with it byte for byte; fails naming each file that differs or is missing on either side
+	scripts/shared-check.sh $(SHARED)
 
 lint: ## go vet, staticcheck and golangci-lint (pinned in tools/go.mod)
 	$(GO) vet $(PKGS)

@@ -18,7 +18,6 @@ import (
 	"github.com/ucprelay/ucprelay/internal/gen"
 	"github.com/ucprelay/ucprelay/internal/kafkatest"
 	"github.com/ucprelay/ucprelay/internal/sink"
-	"github.com/ucprelay/ucprelay/internal/testshared"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/ucpschema"
 )
@@ -45,7 +44,7 @@ func TestRunServesHealthAndMetrics(t *testing.T) {
 	seeds := kafkatest.Brokers(t)
 	tt := newTestTopics(t, seeds, 2)
 	n, input := tt.names, tt.input
-	val, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), "2026-04-08")
+	val, err := ucpschema.New("2026-04-08")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/ucprelay/ucprelay/internal/oracle"
 	"github.com/ucprelay/ucprelay/internal/sink"
 	"github.com/ucprelay/ucprelay/internal/statestore"
-	"github.com/ucprelay/ucprelay/internal/testshared"
 	"github.com/ucprelay/ucprelay/internal/topics"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
@@ -94,7 +93,7 @@ func newWorld(t *testing.T, partitions int32, static bool) *world {
 		defer cancel()
 		_, _ = w.adm.DeleteTopics(ctx, d.State, d.DLQ)
 	})
-	val, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), string(ucp.V20260408))
+	val, err := ucpschema.New(string(ucp.V20260408))
 	if err != nil {
 		t.Fatal(err)
 	}

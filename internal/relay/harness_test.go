@@ -18,7 +18,6 @@ import (
 	"github.com/ucprelay/ucprelay/internal/relay"
 	"github.com/ucprelay/ucprelay/internal/sink"
 	"github.com/ucprelay/ucprelay/internal/statestore"
-	"github.com/ucprelay/ucprelay/internal/testshared"
 	"github.com/ucprelay/ucprelay/internal/topics"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
@@ -62,7 +61,7 @@ func newEnv(t *testing.T, seeds []string, partitions int32, sinkCfg sink.Config)
 		_, _ = e.adm.DeleteTopics(ctx, e.state, e.dlq)
 	})
 	if sinkCfg.Validator == nil {
-		val, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), string(ucp.V20260408))
+		val, err := ucpschema.New(string(ucp.V20260408))
 		if err != nil {
 			t.Fatal(err)
 		}

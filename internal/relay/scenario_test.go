@@ -85,7 +85,7 @@ type scenario struct {
 // scenarioSchemas loads the validator outside the bubble (once per test).
 func scenarioSchemas(t *testing.T) (*ucpschema.Validator, []byte) {
 	t.Helper()
-	v, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), "2026-04-08")
+	v, err := ucpschema.New("2026-04-08")
 	if err != nil {
 		t.Fatal(err)
 	}

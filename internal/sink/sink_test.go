@@ -31,7 +31,7 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 
 func newSink(t *testing.T, rec *syncBuf) (*sink.Sink, *httptest.Server) {
 	t.Helper()
-	v, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), "2026-04-08")
+	v, err := ucpschema.New("2026-04-08")
 	if err != nil {
 		t.Fatal(err)
 	}

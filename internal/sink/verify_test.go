@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/ucprelay/ucprelay/internal/sink"
-	"github.com/ucprelay/ucprelay/internal/testshared"
 	"github.com/ucprelay/ucprelay/pkg/ucpschema"
 	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
@@ -20,7 +19,7 @@ import (
 // changed after signing, an unknown key or a missing signature is answered 401.
 func TestSinkVerifiesSignatures(t *testing.T) {
 	t.Parallel()
-	v, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), "2026-04-08")
+	v, err := ucpschema.New("2026-04-08")
 	if err != nil {
 		t.Fatal(err)
 	}

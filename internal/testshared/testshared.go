@@ -1,7 +1,9 @@
-// Package testshared locates the project's shared reference files for tests: the
-// published UCP JSON Schemas and example bodies in ../shared beside the checkout. With
-// CI=true a missing folder fails the test; elsewhere the test is skipped with the reason.
-// Only test code imports it.
+// Package testshared locates, for tests, the module's own copies of the project's shared
+// reference files: testdata/<sub> at the module root (testdata/ucp-examples holds the
+// UCP example bodies and their README). The UCP schemas need no copy here: they are
+// embedded in pkg/ucpschema (ucpschema.New). Tests never skip for want of these files: a
+// missing copy fails the test. `make shared-check` compares the copies with ../shared
+// byte for byte. Only test code imports it.
 package testshared
 
 import (
@@ -14,32 +16,31 @@ import (
 type TB interface {
 	Helper()
 	Fatalf(format string, args ...any)
-	Skipf(format string, args ...any)
 }
 
-// Dir returns ../shared/<sub> relative to the module root, e.g. Dir(t, "ucp-schemas").
+// Dir returns testdata/<sub> at the module root, e.g. Dir(t, "ucp-examples"). It fails
+// the test when the folder is missing.
 func Dir(t TB, sub string) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	wd, err := os.Getwd()
 	if err != nil {
 		t.Fatalf("testshared: %v", err)
 	}
+	dir := wd
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
 			break
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatalf("testshared: no go.mod above %s", dir)
+			t.Fatalf("testshared: no go.mod above %s", wd)
+			return ""
 		}
 		dir = parent
 	}
-	p := filepath.Join(dir, "..", "shared", sub)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("testshared: %s missing in CI: %v", p, err)
-		}
-		t.Skipf("testshared: %s missing (it sits beside the checkout): %v", p, err)
+	p := filepath.Join(dir, "testdata", sub)
+	if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+		t.Fatalf("testshared: %s is not a folder of the module's test data (%v)", p, err)
 	}
 	return p
 }

@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path"
 	"strings"
 	"sync"
 
@@ -61,16 +59,6 @@ func New(version string) (*Validator, error) {
 	}
 	cache[v] = val
 	return val, nil
-}
-
-// NewFromDir compiles a version's schema from dir, laid out like the published set
-// (dir/<version>/schemas/shopping/order.json ...). Tests use it to read the shared copies.
-func NewFromDir(dir, version string) (*Validator, error) {
-	v, err := ucp.ParseVersion(version)
-	if err != nil {
-		return nil, err
-	}
-	return compile(os.DirFS(path.Join(dir, string(v), "schemas")), v)
 }
 
 func compile(fsys fs.FS, v ucp.Version) (*Validator, error) {

@@ -25,7 +25,7 @@ import (
 	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
 
-// The Content-Digest values ../shared/ucp-examples/README.md lists for its files.
+// The Content-Digest values testdata/ucp-examples/README.md lists for its files.
 func TestContentDigestOfExamples(t *testing.T) {
 	t.Parallel()
 	dir := testshared.Dir(t, "ucp-examples")

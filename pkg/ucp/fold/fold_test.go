@@ -21,7 +21,7 @@ var address = orderevents.Address{
 	Locality: "Austin", Region: "TX", PostalCode: "78701", Country: "US", PhoneNumber: "+15125550142",
 }
 
-// placed8F3KQ2 is the placement of the order in ../shared/ucp-examples.
+// placed8F3KQ2 is the placement of the order in testdata/ucp-examples.
 func placed8F3KQ2() orderevents.Event {
 	return orderevents.Event{
 		ID: "ord_8F3KQ2", OrderID: "ord_8F3KQ2", Source: "shop", PartnerID: "google",
@@ -97,14 +97,13 @@ func TestGoldenOrderCreated(t *testing.T) {
 // Every supported version renders the placed order as a schema-valid body.
 func TestPlacedValidInEveryVersion(t *testing.T) {
 	t.Parallel()
-	dir := testshared.Dir(t, "ucp-schemas")
 	s, err := fold.Fold([]orderevents.Event{placed8F3KQ2()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	env := fold.NextEnvelope(s, time.Time{})
 	for _, v := range ucp.Supported() {
-		val, err := ucpschema.NewFromDir(dir, string(v))
+		val, err := ucpschema.New(string(v))
 		if err != nil {
 			t.Fatal(err)
 		}

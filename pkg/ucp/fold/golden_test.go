@@ -44,7 +44,7 @@ const (
 	uspsURL = "https://tools.usps.com/go/TrackConfirmAction?tLabels=9400111899223344556677"
 )
 
-// The event histories behind the six bodies of ../shared/ucp-examples.
+// The event histories behind the six bodies of testdata/ucp-examples.
 var (
 	shipped1 = ev("ship_8F3KQ2_1", "2026-09-16T10:20:00Z", orderevents.FulfillmentRecorded{Type: "shipped", Lines: lq("li_1", 1, "li_2", 1),
 		TrackingNumber: "1Z999AA10123456784", TrackingURL: upsURL, Carrier: "UPS", Description: "Package 1 of 2 handed to UPS"})
@@ -102,7 +102,7 @@ var goldens = []struct {
 func TestGoldenExamples(t *testing.T) {
 	t.Parallel()
 	dir := testshared.Dir(t, "ucp-examples")
-	val, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), "2026-04-08")
+	val, err := ucpschema.New("2026-04-08")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ucprelay/ucprelay/internal/testshared"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/orderevents/ordereventstest"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
@@ -94,7 +93,7 @@ func TestAdjustmentUpdatedInPlace(t *testing.T) {
 // shipped), completed where the printed examples are not schema-valid (ucp-order.md §5).
 func TestGolden20260111(t *testing.T) {
 	t.Parallel()
-	val, err := ucpschema.NewFromDir(testshared.Dir(t, "ucp-schemas"), "2026-01-01")
+	val, err := ucpschema.New("2026-01-01")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +194,6 @@ func FuzzFold(f *testing.F) {
 // with 2026-04-08's messages and attribution included.
 func TestLifecycleValidInEveryVersion(t *testing.T) {
 	t.Parallel()
-	dir := testshared.Dir(t, "ucp-schemas")
 	for _, evs := range [][]orderevents.Event{ordereventstest.Lifecycle("ord_x"), ordereventstest.Canceled("ord_y")} {
 		s, err := fold.Fold(evs)
 		if err != nil {
@@ -204,7 +202,7 @@ func TestLifecycleValidInEveryVersion(t *testing.T) {
 		s.Order.Messages = []ucp.Message{{Type: "info", Content: "Gift note added"}, {Type: "warning", Code: "delayed_fulfillment", Content: "Backordered item"}}
 		env := fold.NextEnvelope(s, time.Time{})
 		for _, v := range ucp.Supported() {
-			val, err := ucpschema.NewFromDir(dir, string(v))
+			val, err := ucpschema.New(string(v))
 			if err != nil {
 				t.Fatal(err)
 			}
