@@ -17,7 +17,7 @@ help: ## list targets
 build: ## build bin/ucprelay
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ucprelay ./cmd/ucprelay
 
-test: ## start real Kafka (fetched with mvn, cached), run every test with -race -shuffle=on, stop Kafka
+test: ## make lint, then start real Kafka (fetched with mvn, cached), run every test with -race -shuffle=on, stop Kafka
 	scripts/test.sh
 
 test-unit: ## run the tests that need no broker (-short)

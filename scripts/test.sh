@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# `make test`: run every test with -race -shuffle=on against the real Kafka broker
-# (started by with-kafka.sh unless UCPRELAY_TEST_BROKERS names one), and exit with go
-# test's status. The full verbose log is kept in .cache/test.log.
+# `make test`: `make lint` (vet, staticcheck, golangci-lint with the import rules), then
+# every test with -race -shuffle=on against the real Kafka broker (started by
+# with-kafka.sh unless UCPRELAY_TEST_BROKERS names one); exits with the first failure.
+# The full verbose log is kept in .cache/test.log.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 mkdir -p .cache
 
+# Lint first (once: the script runs itself again under with-kafka.sh).
+if [ -z "${UCPRELAY_TEST_LINTED:-}" ]; then
+  lint_start=$SECONDS
+  make --no-print-directory lint
+  echo "test.sh: make lint passed in $((SECONDS - lint_start))s"
+  export UCPRELAY_TEST_LINTED=1
+fi
 if [ -z "${UCPRELAY_TEST_BROKERS:-}" ]; then
   exec scripts/with-kafka.sh "$0" "$@"
 fi
+# Build the tool the helm tests run before the clock of any test starts.
+go tool -modfile=tools/go.mod helm version >/dev/null
 start=$SECONDS
 export UCPRELAY_TEST_REPORT
 UCPRELAY_TEST_REPORT="$root/.cache/real-broker-tests.txt"

@@ -244,8 +244,8 @@ func (s *settings) effective() *config.Config {
 	d.MaxAttempts, d.MaxRetryTime, d.MaxPending, d.AttemptTimeout = rc.MaxAttempts, rc.MaxRetryTime, rc.MaxPending, s.snd.AttemptTimeout()
 	d.BackoffInitial, d.BackoffMax, d.MaxRetryAfter = rc.Backoff.Initial, rc.Backoff.Max, rc.Backoff.MaxRetryAfter
 	d.Breaker = config.Breaker{FailuresToTrip: rc.Breaker.FailuresToTrip, OpenFor: rc.Breaker.OpenFor, Hold: rc.Breaker.Hold}
-	c.Partners = make(map[string]config.Partner, len(s.Config.Partners))
-	for id, p := range s.Config.Partners {
+	c.Partners = make(map[string]config.Partner, len(s.Partners))
+	for id, p := range s.Partners {
 		rp := rc.Partners[id]
 		p.UCPVersion = string(rp.Version)
 		if p.PathTemplate == "" {
