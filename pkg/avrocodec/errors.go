@@ -16,6 +16,14 @@ const (
 	ReasonRegistryUnavailable = "registry_unavailable"
 )
 
+// Reasons lists every reason a [DecodeError] can carry, [ReasonRegistryUnavailable]
+// included although it is transient and never dead-lettered. internal/deadletter checks
+// its vocabulary against this list.
+func Reasons() []string {
+	return []string{ReasonUnknownFraming, ReasonUnknownSchemaID, ReasonUnknownFingerprint, ReasonCorruptPayload,
+		ReasonUnknownEventType, ReasonInvalidEvent, ReasonRegistryUnavailable}
+}
+
 // DecodeError is a failure to turn a record value into an event. Code is one of the
 // Reason* constants. Every reason is permanent (the same bytes will fail again, so the
 // record belongs in the dead-letter topic) except [ReasonRegistryUnavailable], which is

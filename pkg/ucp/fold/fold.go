@@ -68,6 +68,18 @@ func Reason(err error) string {
 // domain errors above.
 const ReasonUnclassified = "fold_failed"
 
+// Reasons lists every reason [Reason] can return: one per domain error, in the order of
+// the table above, then [ReasonUnclassified]. It includes "orphan" ([ErrNotPlaced]),
+// which a caller that waits for the placement does not dead-letter.
+// internal/deadletter checks its vocabulary against this list.
+func Reasons() []string {
+	out := make([]string, 0, len(reasons)+1)
+	for _, r := range reasons {
+		out = append(out, r.reason)
+	}
+	return append(out, ReasonUnclassified)
+}
+
 // Error is a fold failure with its reason, for the dead-letter record.
 type Error struct {
 	Err error

@@ -1,0 +1,116 @@
+package deadletter
+
+// Reason describes one value of the [HeaderReason] header: the vocabulary operators
+// filter on (`ucprelay dlq inspect|replay --reason`). Each reason string is defined by
+// the package whose error carries it (pkg/avrocodec, pkg/ucp/fold, internal/relay); this
+// list documents them in one place, and its test fails when a package defines a reason
+// that is neither here nor in [NotDeadLettered], or when README.md's table lacks one.
+type Reason struct {
+	// Name is the header value, e.g. "corrupt_payload".
+	Name string
+	// Stages are the [HeaderStage] values it is written with.
+	Stages []Stage
+	// Meaning says what failed.
+	Meaning string
+	// Action says what an operator does: what to fix before replaying, or why a replay
+	// would only fail again.
+	Action string
+}
+
+// Reasons returns the dead-letter reasons the relay writes, by stage, each once.
+func Reasons() []Reason {
+	return []Reason{
+		// Decode: the record could not be turned into an event (pkg/avrocodec, internal/relay).
+		{Name: "unknown_framing", Stages: []Stage{StageDecode},
+			Meaning: "the value is neither Confluent wire format nor Avro single-object encoding",
+			Action:  "fix the producer; the same bytes fail again, so re-emit the event upstream instead of replaying"},
+		{Name: "unknown_schema_id", Stages: []Stage{StageDecode},
+			Meaning: "the Confluent schema id is not in the schema registry, or names a schema that is not Avro or does not parse",
+			Action:  "register the schema (or point schema_registry.url at the right registry), then replay"},
+		{Name: "unknown_fingerprint", Stages: []Stage{StageDecode},
+			Meaning: "the single-object fingerprint is of no schema this relay knows (the avro.OrderEvent it was built with)",
+			Action:  "have the producer write the current schema (or the Confluent wire format) and re-emit; replay only after an upgrade of ucprelay that knows the schema"},
+		{Name: "corrupt_payload", Stages: []Stage{StageDecode},
+			Meaning: "the bytes do not decode under their schema (truncated, trailing bytes, wrong types)",
+			Action:  "fix the producer; the same bytes fail again, so re-emit the event upstream instead of replaying"},
+		{Name: "unknown_event_type", Stages: []Stage{StageDecode},
+			Meaning: "the event's payload is a type this relay does not know",
+			Action:  "upgrade ucprelay to a version that knows the event type, then replay"},
+		{Name: "invalid_event", Stages: []Stage{StageDecode, StageFold},
+			Meaning: "the event decodes but is malformed on its own (a required field missing, a quantity out of range)",
+			Action:  "fix the producer and re-emit a correct event; replaying the same one fails again"},
+		{Name: "missing_key", Stages: []Stage{StageDecode},
+			Meaning: "the input record has no key; the key must be the order id",
+			Action:  "fix the producer; replay cannot route a record without an order id (counted unroutable)"},
+		{Name: "key_mismatch", Stages: []Stage{StageDecode},
+			Meaning: "the record's key is not the order id its event names",
+			Action:  "fix the producer's key; a replay keeps the key and fails again"},
+		{Name: "decode_failed", Stages: []Stage{StageDecode},
+			Meaning: "the decoder failed without a reason of its own (not expected: every decoder error carries one)",
+			Action:  "report it with ucprelay.error; replay once a fixed ucprelay runs"},
+		{Name: "invalid_replay", Stages: []Stage{StageDecode},
+			Meaning: "a record replayed as a delivery failure whose value is no reference to its key's order",
+			Action:  "do not replay it; find what wrote ucprelay.replay.kind on it (only `dlq replay` should)"},
+
+		// Fold: the event decodes but contradicts the order (pkg/ucp/fold, internal/relay).
+		{Name: "duplicate_placement", Stages: []Stage{StageFold},
+			Meaning: "a second, different OrderPlaced for an order (the later one, by occurred time then id, is refused)",
+			Action:  "fix the producer; replaying it fails again"},
+		{Name: "unknown_line", Stages: []Stage{StageFold},
+			Meaning: "the event references a line the order does not have",
+			Action:  "replay after the event that adds the line has arrived; else fix the producer"},
+		{Name: "over_fulfilled", Stages: []Stage{StageFold},
+			Meaning: "a shipment of more than the line's remaining quantity",
+			Action:  "replay after the missing event (e.g. a quantity increase) has arrived; else fix the producer"},
+		{Name: "over_canceled", Stages: []Stage{StageFold},
+			Meaning: "a cancellation of more than the line's unshipped quantity",
+			Action:  "replay after the missing event has arrived; else fix the producer"},
+		{Name: "negative_quantity", Stages: []Stage{StageFold},
+			Meaning: "an adjustment would take a line's quantity below zero",
+			Action:  "replay after the missing event has arrived; else fix the producer"},
+		{Name: "currency_mismatch", Stages: []Stage{StageFold},
+			Meaning: "an adjustment in another currency than the order's",
+			Action:  "fix the producer and re-emit the adjustment; replaying it fails again"},
+		{Name: "mixed_orders", Stages: []Stage{StageFold},
+			Meaning: "the fold got events of different orders (not expected: the relay refuses a mismatched key first)",
+			Action:  "report it with ucprelay.error"},
+		{Name: "fold_failed", Stages: []Stage{StageFold},
+			Meaning: "the fold failed with none of its domain errors (not expected)",
+			Action:  "report it with ucprelay.error; replay once a fixed ucprelay runs"},
+		{Name: "unknown_partner", Stages: []Stage{StageFold},
+			Meaning: "the event or the order's snapshot names a partner that is not configured",
+			Action:  "configure the partner under partners: (or default_partner), restart the relays, then replay"},
+		{Name: "render_failed", Stages: []Stage{StageFold},
+			Meaning: "the snapshot cannot be rendered in the partner's UCP version (the value is a reference)",
+			Action:  "fix the partner's ucp_version or upgrade ucprelay, then replay: the current snapshot is sent"},
+
+		// Deliver: the partner did not take the snapshot (internal/relay); the value is a reference.
+		{Name: "http_rejected", Stages: []Stage{StageDeliver},
+			Meaning: "the partner answered a permanent 4xx (not 401/403/408/429), at the first such answer",
+			Action:  "read ucprelay.http.status and ucprelay.error, fix what the partner refuses, then replay"},
+		{Name: "retries_exhausted", Stages: []Stage{StageDeliver},
+			Meaning: "delivery.max_attempts or delivery.max_retry_time spent on 5xx, 429, 408, timeouts or resets",
+			Action:  "replay once the partner answers again: the current snapshot is sent"},
+		{Name: "circuit_open", Stages: []Stage{StageDeliver},
+			Meaning: "the partner's endpoint stayed down (breaker open) longer than delivery.breaker.hold",
+			Action:  "replay once the partner is back: the current snapshot is sent"},
+		{Name: "credentials_rejected", Stages: []Stage{StageDeliver},
+			Meaning: "the partner answered 401/403 for longer than delivery.breaker.hold",
+			Action:  "fix or rotate the API key (or signing key), restart the relays, then replay"},
+	}
+}
+
+// NotDeadLettered names the reasons the packages define but the relay never writes to
+// the dead-letter topic, with why. They are not in [Reasons]: an operator filtering on
+// them would find nothing.
+func NotDeadLettered() map[string]string {
+	return map[string]string{
+		// fold.ErrNotPlaced.
+		"orphan": "an event before its order's placement waits in the order's state until the placement comes " +
+			"(`ucprelay state inspect` shows it held); a held event the placement contradicts is dead-lettered " +
+			"with the fold's reason",
+		// avrocodec.ReasonRegistryUnavailable, the one transient decode error.
+		"registry_unavailable": "a schema registry that cannot be reached (or none configured, for a record in the " +
+			"Confluent wire format) is retried, never dead-lettered",
+	}
+}
