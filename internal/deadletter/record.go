@@ -44,7 +44,7 @@ const maxErrorLen = 1024
 type Record struct {
 	// OrderID is the record key.
 	OrderID string `json:"order_id"`
-	// Reason is a stable snake_case cause, e.g. "corrupt_payload", "http_5xx", "circuit_open".
+	// Reason is a stable snake_case cause, e.g. "corrupt_payload", "circuit_open" (see [Reasons]).
 	Reason string `json:"reason"`
 	// Stage is where it failed.
 	Stage Stage `json:"stage"`
