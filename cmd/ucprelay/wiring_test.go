@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
@@ -125,16 +121,19 @@ func TestExampleConfigAndConfigCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	// Point the example's files at real ones: a CA, the secrets and a signing key.
+	// Point the example's files at real ones: a CA, the secrets, and a signing key that
+	// `ucprelay keys generate` writes.
 	srv := httptest.NewTLSServer(http.NotFoundHandler())
 	srv.Close()
 	files := map[string][]byte{
 		"/etc/ucprelay/kafka/ca.pem":               pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}),
 		"/var/run/secrets/ucprelay/kafka-password": []byte("kafka-s3cret\n"),
 		"/var/run/secrets/ucprelay/google-api-key": []byte("google-k3y-value\n"),
-		"/var/run/secrets/ucprelay/signing.pem":    testSigningPEM(t),
 	}
-	text := string(example)
+	text := strings.ReplaceAll(string(example), "/var/run/secrets/ucprelay/signing.pem", filepath.Join(dir, "signing.pem"))
+	if out, err := run(t, nil, "keys", "generate", "--out", filepath.Join(dir, "signing.pem"), "--kid", "shop-2026-11"); err != nil {
+		t.Fatalf("keys generate: %v\n%s", err, out)
+	}
 	for path, content := range files {
 		local := filepath.Join(dir, filepath.Base(path))
 		if err := os.WriteFile(local, content, 0o600); err != nil {
@@ -187,17 +186,4 @@ func TestConfigCheckShowsComponentDefaults(t *testing.T) {
 			t.Errorf("config check lacks %q:\n%s", want, out)
 		}
 	}
-}
-
-func testSigningPEM(t *testing.T) []byte {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
