@@ -28,13 +28,15 @@ func (a *app) configFlags(cmd *cobra.Command) {
 }
 
 // loadConfig reads --config, UCPRELAY_* and the command's flags, in that order of
-// precedence, and builds the settings the components take from it.
-func (a *app) loadConfig(file string, flags *pflag.FlagSet) (*settings, error) {
+// precedence, and builds the settings the components take from it; with partnerSecrets
+// it reads the partners' API keys and signing keys too (only the commands that deliver,
+// or show how secrets resolve, need them).
+func (a *app) loadConfig(file string, flags *pflag.FlagSet, partnerSecrets bool) (*settings, error) {
 	cfg, err := config.Load(config.Sources{File: file, Environ: a.environ, Flags: flags})
 	if err != nil {
 		return nil, err
 	}
-	return wire(cfg, a.environ)
+	return wire(cfg, a.environ, partnerSecrets)
 }
 
 // layout is the topic layout the configuration names.
@@ -59,7 +61,7 @@ configuration is invalid or a secret cannot be read.`,
 			if len(args) == 1 {
 				file = args[0]
 			}
-			s, err := a.loadConfig(file, cmd.Flags())
+			s, err := a.loadConfig(file, cmd.Flags(), true)
 			if err != nil {
 				return err
 			}
@@ -83,8 +85,8 @@ configuration is invalid or a secret cannot be read.`,
 // loadKafkaConfig loads the configuration and checks that the brokers answer with these
 // connection settings, so that a wrong address, certificate or password fails at once
 // with its cause instead of as a timeout later.
-func (a *app) loadKafkaConfig(ctx context.Context, flags *pflag.FlagSet) (*settings, error) {
-	cfg, err := a.loadConfig(a.configFile, flags)
+func (a *app) loadKafkaConfig(ctx context.Context, flags *pflag.FlagSet, partnerSecrets bool) (*settings, error) {
+	cfg, err := a.loadConfig(a.configFile, flags, partnerSecrets)
 	if err != nil {
 		return nil, err
 	}

@@ -80,7 +80,7 @@ func (a *app) dlqCmd() *cobra.Command {
   ucprelay dlq inspect --config relay.yaml --order ord_10452 --json | jq .samples`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags())
+			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags(), false)
 			if err != nil {
 				return err
 			}
@@ -130,7 +130,7 @@ where it stopped; --from-start reads the whole topic again.`,
   ucprelay dlq replay --config relay.yaml --order ord_10452 --from-start`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags())
+			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags(), false)
 			if err != nil {
 				return err
 			}

@@ -65,7 +65,7 @@ under <input_topic>-value in schema_registry.url.`,
 			if (sample > 0) == (file != "") {
 				return errors.New("produce: give --sample N or --file FILE (or --print-sample)")
 			}
-			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags())
+			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags(), false)
 			if err != nil {
 				return err
 			}

@@ -26,7 +26,7 @@ func (a *app) runCmd() *cobra.Command {
   UCPRELAY_KAFKA__BROKERS=kafka:9092 ucprelay run --config relay.yaml --log.level debug`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags())
+			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags(), true)
 			if err != nil {
 				return err
 			}

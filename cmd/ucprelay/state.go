@@ -26,7 +26,7 @@ func (a *app) stateCmd() *cobra.Command {
   ucprelay state inspect ord_10452 --config relay.yaml | jq .snapshot`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags())
+			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags(), false)
 			if err != nil {
 				return err
 			}
@@ -46,7 +46,7 @@ It is safe to run again: an interrupted run leaves nothing half-moved.`,
   ucprelay state migrate --config relay.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags())
+			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags(), false)
 			if err != nil {
 				return err
 			}

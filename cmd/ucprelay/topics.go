@@ -20,7 +20,7 @@ func (a *app) topicsCmd() *cobra.Command {
   UCPRELAY_KAFKA__BROKERS=127.0.0.1:9092 UCPRELAY_KAFKA__INPUT_TOPICS=orders ucprelay topics create --replication 3`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags())
+			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags(), false)
 			if err != nil {
 				return err
 			}

@@ -42,8 +42,9 @@ type settings struct {
 }
 
 // wire builds the settings of cfg; environ holds the environment variables secrets may
-// name.
-func wire(cfg *config.Config, environ []string) (*settings, error) {
+// name. Without partnerSecrets the partners get no API key and no signer: the command
+// does not deliver, and a secret it does not need is not read.
+func wire(cfg *config.Config, environ []string, partnerSecrets bool) (*settings, error) {
 	s := &settings{Config: cfg, partners: map[string]relay.Partner{}}
 	var errs []error
 	bad := func(key string, err error) { errs = append(errs, fmt.Errorf("config: %s: %w", key, err)) }
@@ -55,7 +56,7 @@ func wire(cfg *config.Config, environ []string) (*settings, error) {
 		errs = append(errs, err)
 	}
 	for _, id := range cfg.PartnerIDs() {
-		p, notes, err := partner(cfg, id, environ)
+		p, notes, err := partner(cfg, id, environ, partnerSecrets)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -130,9 +131,9 @@ func (s *settings) wireKafka(environ []string) error {
 	return nil
 }
 
-// partner builds one partner's endpoint (URL, API key, signer, HTTP client) and version,
-// and says how its secrets resolved.
-func partner(cfg *config.Config, id string, environ []string) (relay.Partner, []string, error) {
+// partner builds one partner's endpoint (URL, API key and signer when secrets, HTTP
+// client) and version, and says how its secrets resolved.
+func partner(cfg *config.Config, id string, environ []string, secrets bool) (relay.Partner, []string, error) {
 	p := cfg.Partners[id]
 	key := "partners." + id
 	pathID := p.PartnerID
@@ -149,6 +150,20 @@ func partner(cfg *config.Config, id string, environ []string) (relay.Partner, []
 		if v, err = ucp.ParseVersion(p.UCPVersion); err != nil {
 			return relay.Partner{}, nil, fmt.Errorf("config: %s.ucp_version: %w", key, err)
 		}
+	}
+	if p.CAFile != "" {
+		pool, err := certPool(p.CAFile)
+		if err != nil {
+			return relay.Partner{}, nil, fmt.Errorf("config: %s.ca_file: %w", key, err)
+		}
+		t := webhook.NewTransport()
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		ep.Client = &http.Client{Transport: t}
+	}
+	rp := relay.Partner{Version: v, RFC3339Timestamps: p.TimestampFormat == "rfc3339"}
+	if !secrets {
+		rp.Endpoint = ep
+		return rp, nil, nil
 	}
 	var (
 		notes []string
@@ -181,16 +196,8 @@ func partner(cfg *config.Config, id string, environ []string) (relay.Partner, []
 		}
 		notes = append(notes, fmt.Sprintf("%s signing key: %s (loaded from %s, key id %s)", key, webhook.Redacted, sg.KeyFile, sg.KeyID))
 	}
-	if p.CAFile != "" {
-		pool, err := certPool(p.CAFile)
-		if err != nil {
-			return relay.Partner{}, nil, fmt.Errorf("config: %s.ca_file: %w", key, err)
-		}
-		t := webhook.NewTransport()
-		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		ep.Client = &http.Client{Transport: t}
-	}
-	return relay.Partner{Endpoint: ep, Version: v, RFC3339Timestamps: p.TimestampFormat == "rfc3339"}, notes, nil
+	rp.Endpoint = ep
+	return rp, notes, nil
 }
 
 // relayConfig is the relay's configuration; the keys left unset keep the relay's defaults.

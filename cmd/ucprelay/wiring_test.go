@@ -16,11 +16,11 @@ import (
 	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
 
-// wireFile loads and wires a configuration file as every command does.
+// wireFile loads and wires a configuration file as run does (the partners' secrets read).
 func wireFile(t *testing.T, body string, environ ...string) (*settings, error) {
 	t.Helper()
 	a := &app{environ: environ}
-	return a.loadConfig(writeConfig(t, body), nil)
+	return a.loadConfig(writeConfig(t, body), nil, true)
 }
 
 // What needs the components or the files a configuration names is refused when it is
@@ -76,6 +76,16 @@ partners: {google: {base_url: "https://x", api_key_env: GOOGLE_KEY}}
 	rc := s.relayConfig(nil)
 	if strings.Join(rc.Secrets, ",") != "pw,s3cr3t" {
 		t.Errorf("secrets redacted from dead letters: %q", rc.Secrets)
+	}
+	// A command that does not deliver (state migrate, dlq replay ...) reads no partner
+	// secret: an API key variable that is not set is no error there.
+	a := &app{environ: []string{"KP=pw"}}
+	s, err = a.loadConfig(writeConfig(t, "kafka: {brokers: [k:9092], input_topic: orders, sasl: {mechanism: PLAIN, username: u, password_env: KP}}\npartners: {google: {base_url: \"https://x\", api_key_env: GOOGLE_KEY, signing: {key_file: /nonexistent.pem, key_id: k}}}\n"), nil, false)
+	if err != nil {
+		t.Fatalf("without partner secrets: %v", err)
+	}
+	if ep := s.partners["google"].Endpoint; !ep.APIKey.IsZero() || ep.Signer != nil || len(s.kafka) != 3 {
+		t.Errorf("without partner secrets: key set %v, signer %v, %d Kafka options", !ep.APIKey.IsZero(), ep.Signer, len(s.kafka))
 	}
 }
 
