@@ -390,7 +390,9 @@ func TestPartitionGrowthRealKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.parts = 6
-	out, err := exec.CommandContext(ctx, w.d.Binary, "run", "--config", w.d.Dir+"/r1.yaml").CombinedOutput()
+	run := exec.CommandContext(ctx, w.d.Binary, "run", "--config", w.d.Dir+"/r1.yaml")
+	run.Env = append(os.Environ(), "CHAOS_REPLICA=r1") // the partner key its config names, as a replica has it
+	out, err := run.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "state migrate") {
 		t.Fatalf("relay on a grown input: %v\n%s", err, out)
 	}
