@@ -68,8 +68,10 @@ type Outcome struct {
 	Attempts     int
 	First, Last  time.Time
 	WaitedOnOpen bool
-	// Abandoned is when the last attempt that got no answer (timeout, reset) started:
-	// the partner may still process that request, so the order's next snapshot waits.
+	// Abandoned is when the client gave up the last attempt that got no answer (timeout,
+	// reset): the partner may still process that request, so the order's next snapshot
+	// waits ResendSettle after it. Counted from the end, not the start: after a timeout a
+	// settle counted from the start would already be over.
 	Abandoned time.Time
 
 	lastErr error // the last answer or failure from the partner itself
@@ -269,7 +271,7 @@ func (q *queue) deliver(ctx context.Context, j Job) Outcome {
 		q.countAttempt(ctx, j.Partner, err)
 		var te *webhook.TransportError
 		if errors.As(err, &te) {
-			out.Abandoned = started
+			out.Abandoned = time.Now()
 		}
 		if ctx.Err() != nil {
 			return fail()

@@ -1,9 +1,11 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -439,6 +441,49 @@ func TestOutageLongerThanHoldIsCircuitOpen(t *testing.T) {
 		}
 		if took := time.Since(start); took < time.Minute || took > 70*time.Second {
 			t.Errorf("failed after %v, want the 1m hold", took)
+		}
+	})
+}
+
+// P2 with a partner that processes an abandoned request late: the first request reaches
+// the partner, which answers it only 3.9 s later whatever the client does; the client
+// gives up after its 2 s attempt timeout. The order's newer snapshot, queued meanwhile,
+// waits ResendSettle (2 s) after the attempt was given up, not after it started, so the
+// partner has processed the old request before the new one comes and nothing is stale.
+func TestNewerSnapshotWaitsSettleAfterAbandonedAttempt(t *testing.T) {
+	v, body := scenarioSchemas(t)
+	synctest.Test(t, func(t *testing.T) {
+		sc := newScenario(t, v, body, "k", "k", func(c *Config) { c.ResendSettle = 2 * time.Second })
+		var first sync.Once
+		inner := sc.srv.Handler
+		sc.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			late := false
+			first.Do(func() { late = true })
+			if late {
+				time.Sleep(3900 * time.Millisecond) // processed late, the client long gone
+			}
+			r = r.Clone(context.WithoutCancel(r.Context()))
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			inner.ServeHTTP(w, r)
+		})
+		start := time.Now()
+		sc.submit("ord_1", 1)
+		time.Sleep(500 * time.Millisecond)
+		sc.submit("ord_1", 2)
+		time.Sleep(5 * time.Second) // the late handler is done by then
+		outs := sc.finish()
+		st := sc.snk.Stats()
+		if d, _ := sc.snk.Latest("ord_1"); st.Stale != 0 || d.WebhookID != "ord_1-v2" {
+			t.Errorf("sink %+v, partner has %q: the newer snapshot overtook the abandoned one", st, d.WebhookID)
+		}
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		if len(sc.reqAt) != 2 || sc.reqAt[1].Sub(start) < 4*time.Second {
+			t.Errorf("requests answered at %v, want the newer one at least 4 s in (timeout 2 s + settle 2 s)", sc.reqAt)
+		}
+		if len(outs) != 2 || !outs[0].Superseded || outs[0].Abandoned.IsZero() || outs[1].Failed || outs[1].Superseded {
+			t.Errorf("outcomes %+v", outs)
 		}
 	})
 }
