@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/ucprelay/ucprelay/avro"
 	"github.com/ucprelay/ucprelay/internal/gen"
@@ -159,7 +158,7 @@ func produceEvents(ctx context.Context, cmd *cobra.Command, cfg *settings, codec
 		if cfg.SchemaRegistry.URL == "" {
 			return errors.New("produce: --framing confluent needs schema_registry.url")
 		}
-		reg, err := sr.NewClient(sr.URLs(cfg.SchemaRegistry.URL))
+		reg, err := registryClient(cfg.SchemaRegistry.URL)
 		if err != nil {
 			return fmt.Errorf("produce: schema registry client: %w", err)
 		}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/ucprelay/ucprelay/internal/buildinfo"
 	"github.com/ucprelay/ucprelay/internal/relay"
@@ -99,7 +98,7 @@ func (a *app) buildRelay(ctx context.Context, cfg *settings) (*relay.Relay, erro
 	}
 	var codecOpts []avrocodec.Option
 	if cfg.SchemaRegistry.URL != "" {
-		reg, err := sr.NewClient(sr.URLs(cfg.SchemaRegistry.URL))
+		reg, err := registryClient(cfg.SchemaRegistry.URL)
 		if err != nil {
 			return nil, fmt.Errorf("schema registry client: %w", err)
 		}

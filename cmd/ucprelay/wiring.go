@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/ucprelay/ucprelay/internal/buildinfo"
 	"github.com/ucprelay/ucprelay/internal/config"
@@ -158,7 +160,7 @@ func partner(cfg *config.Config, id string, environ []string, secrets bool) (rel
 		}
 		t := webhook.NewTransport()
 		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		ep.Client = &http.Client{Transport: t}
+		ep.Client = webhook.NoRedirects(&http.Client{Transport: t})
 	}
 	rp := relay.Partner{Version: v, RFC3339Timestamps: p.TimestampFormat == "rfc3339"}
 	if !secrets {
@@ -288,6 +290,15 @@ func secretFrom(key, file, env string, environ []string) (webhook.Secret, error)
 		return webhook.Secret{}, fmt.Errorf("config: %s: environment variable %s is not set", key, env)
 	}
 	return webhook.Secret{}, nil
+}
+
+// registryTimeout bounds one schema registry request (franz-go's own default).
+const registryTimeout = 5 * time.Second
+
+// registryClient returns the schema registry client at url. It follows no redirect: the
+// url can carry credentials, and a redirect would send them (or a schema) to another host.
+func registryClient(url string) (*sr.Client, error) {
+	return sr.NewClient(sr.URLs(url), sr.HTTPClient(webhook.NoRedirects(&http.Client{Timeout: registryTimeout})))
 }
 
 // certPool reads a PEM bundle of certificate authorities.

@@ -133,7 +133,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		return sum, err
 	}
 	defer stopReg()
-	reg, err := sr.NewClient(sr.URLs(regURL))
+	reg, err := sr.NewClient(sr.URLs(regURL), sr.HTTPClient(webhook.NoRedirects(&http.Client{Timeout: 5 * time.Second})))
 	if err != nil {
 		return sum, fmt.Errorf("demo: registry client: %w", err)
 	}

@@ -179,8 +179,8 @@ func setDefault[T comparable](v *T, def T) {
 }
 
 // BreakerConfig configures the circuit breaker of each partner endpoint. Permanent 4xx
-// answers do not count against the endpoint; 5xx, 429, timeouts, connection errors and
-// 401/403 do.
+// answers and 3xx (never followed) do not count against the endpoint; 5xx, 429,
+// timeouts, connection errors and 401/403 do.
 type BreakerConfig struct {
 	// FailuresToTrip opens the breaker after this many consecutive failures. Default 5.
 	FailuresToTrip uint32

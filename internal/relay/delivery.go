@@ -120,6 +120,8 @@ func (c *Config) newBreaker(partner string) *breaker {
 		Timeout:     b.OpenFor,
 		ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= b.FailuresToTrip },
 		IsSuccessful: func(err error) bool {
+			// A permanent answer (a 4xx, a never-followed 3xx) is the partner up and
+			// answering: no outage to trip on.
 			return err == nil || webhook.Classify(err) == webhook.Permanent
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
@@ -347,6 +349,8 @@ func (q *queue) deliver(ctx context.Context, j Job) Outcome {
 		out.Reason = ReasonCredentials
 	case !waitingSince.IsZero():
 		out.Reason = ReasonCircuitOpen
+	case webhook.IsRedirect(out.lastErr):
+		out.Reason = ReasonRedirect
 	case webhook.Classify(out.lastErr) == webhook.Permanent:
 		out.Reason = ReasonRejected
 	default:

@@ -20,6 +20,10 @@ const (
 	ReasonRender = "render_failed"
 	// ReasonRejected: the partner answered a permanent 4xx.
 	ReasonRejected = "http_rejected"
+	// ReasonRedirect: the partner answered a 3xx, which is never followed (it would send
+	// the body, API key and signature elsewhere, or take another server's 200 for the
+	// acknowledgement); its Location host is in the error.
+	ReasonRedirect = "http_redirect"
 	// ReasonRetriesExhausted: the attempt or time budget was spent on retryable failures.
 	ReasonRetriesExhausted = "retries_exhausted"
 	// ReasonCredentials: the partner answered 401/403 for longer than the breaker hold.
@@ -31,7 +35,7 @@ const (
 // Reasons lists the dead-letter reasons the relay decides itself.
 func Reasons() []string {
 	return []string{ReasonMissingKey, ReasonKeyMismatch, ReasonDecodeFailed, ReasonInvalidReplay, ReasonUnknownPartner,
-		ReasonRender, ReasonRejected, ReasonRetriesExhausted, ReasonCredentials, ReasonCircuitOpen}
+		ReasonRender, ReasonRejected, ReasonRedirect, ReasonRetriesExhausted, ReasonCredentials, ReasonCircuitOpen}
 }
 
 // reasonOf returns the stable reason an error carries, or def.

@@ -21,7 +21,7 @@ const (
 	Success Class = iota
 	// Retryable means: try again after a backoff (timeouts, connection errors, 408, 425, 429, 5xx).
 	Retryable
-	// Permanent means the snapshot will never be accepted as sent (other 4xx); dead-letter it.
+	// Permanent means the snapshot will never be accepted as sent (3xx, other 4xx); dead-letter it.
 	Permanent
 	// Credentials means 401 or 403. The endpoint rejects our credentials or signature for every
 	// order alike; feed the breaker and alert instead of dead-lettering each order.
@@ -47,6 +47,9 @@ func ClassifyStatus(status int) Class {
 	switch {
 	case status >= 200 && status < 300:
 		return Success
+	case status >= 300 && status < 400:
+		// A redirect is never followed (see [NoRedirects]): the snapshot was not taken.
+		return Permanent
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return Credentials
 	case status == http.StatusRequestTimeout, status == http.StatusTooEarly,
@@ -67,10 +70,21 @@ type StatusError struct {
 	// RetryAfter is the partner's Retry-After, zero when absent or unparsable.
 	RetryAfter time.Duration
 	// Text is the start of the answer body (at most 512 bytes), for the dead-letter record.
+	// Empty for a redirect: its body tends to repeat the Location URL.
 	Text string
+	// Location is the host (and port) of a 3xx answer's Location header, resolved against
+	// the request URL: never its path or query, which can carry the API key (P7). Empty for
+	// other answers and for a redirect without a usable Location.
+	Location string
 }
 
 func (e *StatusError) Error() string {
+	if e.Redirect() {
+		if e.Location == "" {
+			return fmt.Sprintf("webhook: partner answered %d, a redirect without a usable Location; redirects are never followed", e.Status)
+		}
+		return fmt.Sprintf("webhook: partner answered %d, a redirect to host %s; redirects are never followed", e.Status, e.Location)
+	}
 	if e.Text == "" {
 		return fmt.Sprintf("webhook: partner answered %d", e.Status)
 	}
@@ -79,6 +93,15 @@ func (e *StatusError) Error() string {
 
 // Class returns the behaviour class of the status.
 func (e *StatusError) Class() Class { return ClassifyStatus(e.Status) }
+
+// Redirect reports whether the answer was a 3xx, which the [Sender] never follows.
+func (e *StatusError) Redirect() bool { return e.Status >= 300 && e.Status < 400 }
+
+// IsRedirect reports whether err carries a partner's 3xx answer ([StatusError.Redirect]).
+func IsRedirect(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Redirect()
+}
 
 // TransportError is a failure to get any answer: connection refused or reset, timeout,
 // DNS or TLS failure. Always retryable. Its text never contains the request URL, so an

@@ -100,7 +100,8 @@ type SenderOption func(*Sender)
 
 // WithHTTPClient sets the HTTP client. Default: a client with its own transport that keeps
 // up to 256 idle connections per host (one per concurrent delivery), HTTP/2 when the
-// partner offers it, and system TLS roots.
+// partner offers it, and system TLS roots. The Sender uses a copy of c that follows no
+// redirect ([NoRedirects]); c itself is left as it is.
 func WithHTTPClient(c *http.Client) SenderOption { return func(s *Sender) { s.client = c } }
 
 // DefaultAttemptTimeout bounds one attempt unless [WithAttemptTimeout] says otherwise.
@@ -127,6 +128,23 @@ func NewTransport() *http.Transport {
 	return t
 }
 
+// NoRedirects returns a copy of c that follows no redirect: a 3xx comes back to the
+// caller as the answer. Every client that carries a secret (an API key, a signature, the
+// body of an order, registry credentials) must be one: following a 307 re-sends them to
+// another host, and following a 302 turns the POST into a GET whose 200 elsewhere reads
+// as the acknowledgement. c is not modified; nil stands for a zero [http.Client].
+func NoRedirects(c *http.Client) *http.Client {
+	var cp http.Client
+	if c != nil {
+		cp = *c
+	}
+	cp.CheckRedirect = refuseRedirect
+	return &cp
+}
+
+// refuseRedirect is the CheckRedirect of [NoRedirects]: hand back the 3xx itself.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
 // NewSender returns a Sender.
 func NewSender(opts ...SenderOption) (*Sender, error) {
 	s := &Sender{attemptTimeout: DefaultAttemptTimeout}
@@ -136,6 +154,7 @@ func NewSender(opts ...SenderOption) (*Sender, error) {
 	if s.client == nil {
 		s.client = &http.Client{Transport: NewTransport()}
 	}
+	s.client = NoRedirects(s.client)
 	if s.attemptTimeout <= 0 {
 		return nil, errors.New("webhook: attempt timeout must be positive")
 	}
@@ -147,7 +166,9 @@ func (s *Sender) AttemptTimeout() time.Duration { return s.attemptTimeout }
 
 // Send makes one attempt to POST req to ep. It returns the 2xx [Response], or an error
 // classified by [Classify]: a [*StatusError] for any other answer, a [*TransportError]
-// when no answer came. Errors never contain the API key.
+// when no answer came. A 3xx is never followed, whatever client carries the request: it
+// is a [Permanent] StatusError naming the Location host ([IsRedirect]). Errors never
+// contain the API key.
 func (s *Sender) Send(ctx context.Context, ep *Endpoint, req Request) (Response, error) {
 	u, err := ep.URL()
 	if err != nil {
@@ -184,7 +205,8 @@ func (s *Sender) Send(ctx context.Context, ep *Endpoint, req Request) (Response,
 	}
 	client := s.client
 	if ep.Client != nil {
-		client = ep.Client
+		// A per-endpoint client must not follow redirects either, whoever built it.
+		client = NoRedirects(ep.Client)
 	}
 	start := time.Now()
 	resp, err := client.Do(hr)
@@ -198,6 +220,9 @@ func (s *Sender) Send(ctx context.Context, ep *Endpoint, req Request) (Response,
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return Response{Status: resp.StatusCode, Duration: time.Since(start)}, nil
 	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return Response{}, &StatusError{Status: resp.StatusCode, Location: locationHost(resp, ep.APIKey)}
+	}
 	if rerr != nil && len(text) == 0 {
 		text = []byte("(answer body unreadable: " + stripURL(rerr).Error() + ")")
 	}
@@ -206,6 +231,17 @@ func (s *Sender) Send(ctx context.Context, ep *Endpoint, req Request) (Response,
 		RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		Text:       truncate(redactKey(strings.TrimSpace(string(text)), ep.APIKey), maxErrorText),
 	}
+}
+
+// locationHost returns the host of a redirect's Location, resolved against the request
+// URL, or "" when there is none or it does not parse. Only the host: the path and query
+// can carry the API key (a partner redirecting http to https repeats ?key=).
+func locationHost(resp *http.Response, key Secret) string {
+	u, err := resp.Location()
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return truncate(redactKey(u.Host, key), 255)
 }
 
 // redactKey removes the API key from a partner's answer: a partner that echoes the

@@ -60,6 +60,7 @@ func TestClassifyStatus(t *testing.T) {
 		408: webhook.Retryable, 424: webhook.Retryable, 425: webhook.Retryable, 429: webhook.Retryable,
 		500: webhook.Retryable, 502: webhook.Retryable, 503: webhook.Retryable,
 		400: webhook.Permanent, 404: webhook.Permanent, 409: webhook.Permanent, 422: webhook.Permanent,
+		301: webhook.Permanent, 302: webhook.Permanent, 307: webhook.Permanent, 308: webhook.Permanent,
 		401: webhook.Credentials, 403: webhook.Credentials,
 	}
 	for status, class := range want {
