@@ -47,7 +47,7 @@ type Codec struct {
 type Option func(*Codec) error
 
 // WithRegistry resolves Confluent schema ids through reg. Default: none, and records in
-// the Confluent wire format fail with [ReasonRegistryUnavailable].
+// the Confluent wire format fail with [ReasonRegistryNotConfigured] (permanent).
 func WithRegistry(reg Registry) Option {
 	return func(c *Codec) error { c.reg = reg; return nil }
 }
@@ -143,7 +143,9 @@ func (c *Codec) writerCodec(ctx context.Context, value []byte) (*goavro.Codec, [
 		return wc, value[5:], err
 	case len(value) >= 10 && value[0] == soeMagic0 && value[1] == soeMagic1:
 		fp := binary.LittleEndian.Uint64(value[2:10])
+		c.mu.RLock()
 		wc, ok := c.byFP[fp]
+		c.mu.RUnlock()
 		if !ok {
 			return nil, nil, decodeErr(ReasonUnknownFingerprint, "no known schema has fingerprint %016x", fp)
 		}
@@ -161,15 +163,11 @@ func (c *Codec) byRegistryID(ctx context.Context, id int) (*goavro.Codec, error)
 		return wc, nil
 	}
 	if c.reg == nil {
-		return nil, decodeErr(ReasonRegistryUnavailable, "schema id %d: no schema registry configured", id)
+		return nil, decodeErr(ReasonRegistryNotConfigured, "schema id %d: the value is in the Confluent wire format and no schema_registry.url is configured", id)
 	}
 	s, err := c.reg.SchemaByID(ctx, id)
 	if err != nil {
-		var re *sr.ResponseError
-		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
-			return nil, decodeErr(ReasonUnknownSchemaID, "schema id %d: %v", id, err)
-		}
-		return nil, decodeErr(ReasonRegistryUnavailable, "schema id %d: %v", id, err)
+		return nil, decodeErr(registryReason(err), "schema id %d: %v", id, err)
 	}
 	if s.Type != sr.TypeAvro {
 		return nil, decodeErr(ReasonUnknownSchemaID, "schema id %d is %s, not Avro", id, s.Type)
@@ -182,6 +180,49 @@ func (c *Codec) byRegistryID(ctx context.Context, id int) (*goavro.Codec, error)
 	c.byID[id] = wc
 	c.mu.Unlock()
 	return wc, nil
+}
+
+// registryReason classifies a registry lookup failure by what a retry can change: a 404
+// is an id the registry does not have (permanent), 401/403 (credentials that an operator
+// rotates), 408, 429 and 5xx are the registry's own trouble and, like a transport
+// error, pass (transient); any other 4xx is a request the registry will refuse again
+// (permanent).
+func registryReason(err error) string {
+	var re *sr.ResponseError
+	if !errors.As(err, &re) {
+		return ReasonRegistryUnavailable
+	}
+	switch code := re.StatusCode; {
+	case code == http.StatusNotFound:
+		return ReasonUnknownSchemaID
+	case code == http.StatusUnauthorized, code == http.StatusForbidden, code == http.StatusRequestTimeout,
+		code == http.StatusTooManyRequests, code >= 500, code < 400:
+		return ReasonRegistryUnavailable
+	default:
+		return ReasonRegistryRejected
+	}
+}
+
+// Schema returns the codec's own schema: the one it encodes events with.
+func (c *Codec) Schema() string { return c.own.Schema() }
+
+// Fingerprint returns the CRC-64-AVRO fingerprint of the codec's own schema.
+func (c *Codec) Fingerprint() uint64 { return c.own.Rabin }
+
+// Learn adds a writer schema recognised by fingerprint in single-object encoding, e.g.
+// one a newer relay stored events with (read from the state topic), and returns its
+// fingerprint. Safe for concurrent use with Decode.
+func (c *Codec) Learn(schema string) (uint64, error) {
+	wc, err := goavro.NewCodec(schema)
+	if err != nil {
+		return 0, fmt.Errorf("avrocodec: learn schema: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.byFP[wc.Rabin]; !ok {
+		c.byFP[wc.Rabin] = wc
+	}
+	return wc.Rabin, nil
 }
 
 // EncodeSingleObject encodes ev in Avro single-object encoding with the current schema.

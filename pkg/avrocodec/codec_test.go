@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -148,7 +151,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"truncated", c, soe[:len(soe)/2], avrocodec.ReasonCorruptPayload, false},
 		{"trailing bytes", c, append(append([]byte{}, soe...), 0, 0), avrocodec.ReasonCorruptPayload, false},
 		{"invalid event", c, invalid, avrocodec.ReasonInvalidEvent, false},
-		{"no registry", noReg, conf, avrocodec.ReasonRegistryUnavailable, true},
+		{"no registry", noReg, conf, avrocodec.ReasonRegistryNotConfigured, false},
 	}
 	for _, tc := range cases {
 		_, err := tc.c.Decode(ctx, tc.in)
@@ -162,6 +165,55 @@ func TestDecodeErrors(t *testing.T) {
 	c2, _ := avrocodec.New(avrocodec.WithRegistry(deadReg))
 	if _, err := c2.Decode(ctx, conf); avrocodec.ReasonOf(err) != avrocodec.ReasonRegistryUnavailable {
 		t.Errorf("unreachable registry: got %v", err)
+	}
+}
+
+// A registry's answer is classified by what a retry can change: only the registry's own
+// trouble (and credentials an operator rotates) is transient; an id it does not have or a
+// request it refuses is permanent, so the record is dead-lettered and nothing waits.
+func TestRegistryAnswers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	own, err := avrocodec.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, _ := own.EncodeConfluent(7, sample())
+	cases := []struct {
+		status    int
+		reason    string
+		transient bool
+	}{
+		{http.StatusNotFound, avrocodec.ReasonUnknownSchemaID, false},
+		{http.StatusUnauthorized, avrocodec.ReasonRegistryUnavailable, true},
+		{http.StatusForbidden, avrocodec.ReasonRegistryUnavailable, true},
+		{http.StatusRequestTimeout, avrocodec.ReasonRegistryUnavailable, true},
+		{http.StatusTooManyRequests, avrocodec.ReasonRegistryUnavailable, true},
+		{http.StatusInternalServerError, avrocodec.ReasonRegistryUnavailable, true},
+		{http.StatusServiceUnavailable, avrocodec.ReasonRegistryUnavailable, true},
+		{http.StatusBadRequest, avrocodec.ReasonRegistryRejected, false},
+		{http.StatusUnprocessableEntity, avrocodec.ReasonRegistryRejected, false},
+	}
+	for _, tc := range cases {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+			w.WriteHeader(tc.status)
+			fmt.Fprintf(w, `{"error_code":%d,"message":"answer %d"}`, tc.status*100+1, tc.status)
+		}))
+		reg, err := sr.NewClient(sr.URLs(srv.URL))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := avrocodec.New(avrocodec.WithRegistry(reg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Decode(ctx, conf)
+		srv.Close()
+		var de *avrocodec.DecodeError
+		if !errors.As(err, &de) || de.Reason() != tc.reason || de.Transient() != tc.transient {
+			t.Errorf("registry answers %d: want %s (transient %v), got %v", tc.status, tc.reason, tc.transient, err)
+		}
 	}
 }
 

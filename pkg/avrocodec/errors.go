@@ -14,6 +14,12 @@ const (
 	ReasonUnknownEventType    = "unknown_event_type"
 	ReasonInvalidEvent        = "invalid_event"
 	ReasonRegistryUnavailable = "registry_unavailable"
+	// ReasonRegistryNotConfigured: a Confluent-framed value and no schema registry to ask.
+	// Permanent: no retry changes it; configure schema_registry.url and replay.
+	ReasonRegistryNotConfigured = "registry_not_configured"
+	// ReasonRegistryRejected: the registry refused the lookup with a 4xx other than 404,
+	// 401, 403, 408 and 429 (a request it will refuse again).
+	ReasonRegistryRejected = "registry_rejected"
 )
 
 // Reasons lists every reason a [DecodeError] can carry, [ReasonRegistryUnavailable]
@@ -21,7 +27,8 @@ const (
 // its vocabulary against this list.
 func Reasons() []string {
 	return []string{ReasonUnknownFraming, ReasonUnknownSchemaID, ReasonUnknownFingerprint, ReasonCorruptPayload,
-		ReasonUnknownEventType, ReasonInvalidEvent, ReasonRegistryUnavailable}
+		ReasonUnknownEventType, ReasonInvalidEvent, ReasonRegistryUnavailable, ReasonRegistryNotConfigured,
+		ReasonRegistryRejected}
 }
 
 // DecodeError is a failure to turn a record value into an event. Code is one of the
