@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ucprelay/ucprelay/internal/deadletter"
 	"github.com/ucprelay/ucprelay/internal/keys"
 	"github.com/ucprelay/ucprelay/internal/statestore"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
@@ -18,7 +19,7 @@ import (
 )
 
 func (a *app) stateCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "state", Short: "Inspect and migrate the compacted state topic"}
+	cmd := &cobra.Command{Use: "state", Short: "Inspect, migrate, release and drop orders' state in the compacted state topic"}
 	inspect := &cobra.Command{
 		Use:   "inspect ORDER_ID",
 		Short: "Print an order's stored state (events, delivery marks) and its current snapshot, as JSON",
@@ -54,10 +55,126 @@ It is safe to run again: an interrupted run leaves nothing half-moved.`,
 		},
 	}
 	migrate.Flags().BoolVar(&force, "force", false, "migrate even while the consumer group has members")
-	a.configFlags(inspect)
-	a.configFlags(migrate)
-	cmd.AddCommand(inspect, migrate)
+	release := &cobra.Command{
+		Use:   "release ORDER_ID...",
+		Short: "Ask the relays to read parked orders' state again and fold their held events onto it",
+		Long: `An order whose stored state could not be read is parked: its record is kept as it was and
+its later events are held with it (see ` + "`state inspect`" + `). After the cause is fixed (e.g. an
+upgrade of ucprelay that reads it), release asks the relay owning each order to read it again:
+when it reads, the held events fold onto it and the current snapshot is sent; when it still
+does not, the order stays parked and the relay logs why. The relays do the same by themselves
+whenever a new event of a parked order arrives.`,
+		Example: `  ucprelay state release ord_10452 --config relay.yaml`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags(), false)
+			if err != nil {
+				return err
+			}
+			return a.requestState(cmd.Context(), cmd, cfg, deadletter.RequestRelease, args)
+		},
+	}
+	var yes bool
+	drop := &cobra.Command{
+		Use:   "drop ORDER_ID...",
+		Short: "Remove orders' state (parked or not): say what it drops, then ask the owning relays to drop it",
+		Long: `drop removes each order's state record from the state topic (a tombstone written by the relay
+that owns the order, in its transaction): its stored events, delivery marks and, for a parked
+order, the events held with it. The partner keeps what it has; a later event of the order starts
+it anew. drop first prints what each order holds, and writes nothing without --yes.`,
+		Example: `  ucprelay state drop ord_10452 --config relay.yaml          # shows what it would drop
+  ucprelay state drop ord_10452 --config relay.yaml --yes`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags(), false)
+			if err != nil {
+				return err
+			}
+			for _, id := range args {
+				if err := a.describeDrop(cmd.Context(), cmd, cfg, id); err != nil {
+					return err
+				}
+			}
+			if !yes {
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), "nothing written: pass --yes to drop")
+				return err
+			}
+			return a.requestState(cmd.Context(), cmd, cfg, deadletter.RequestDrop, args)
+		},
+	}
+	drop.Flags().BoolVar(&yes, "yes", false, "write the drop requests (without it, only show what would be dropped)")
+	for _, c := range []*cobra.Command{inspect, migrate, release, drop} {
+		a.configFlags(c)
+	}
+	cmd.AddCommand(inspect, migrate, release, drop)
 	return cmd
+}
+
+// describeDrop prints what dropping an order removes.
+func (a *app) describeDrop(ctx context.Context, cmd *cobra.Command, cfg *settings, orderID string) error {
+	codec, err := avrocodec.New()
+	if err != nil {
+		return err
+	}
+	part, err := keys.New(cfg.Kafka.Partitioner)
+	if err != nil {
+		return err
+	}
+	version := func(string) (ucp.Version, error) { return ucp.DefaultVersion, nil }
+	in, err := statestore.Inspect(ctx, cfg.kafka, cfg.Kafka.StateTopic, part, orderID, codec,
+		statestore.Partners{Default: cfg.DefaultPartner, Version: version})
+	out := cmd.OutOrStdout()
+	switch {
+	case errors.Is(err, statestore.ErrNoState):
+		_, err = fmt.Fprintf(out, "drop %s: no state stored (nothing to drop)\n", orderID)
+		return err
+	case err != nil:
+		return fmt.Errorf("state drop: %w", err)
+	}
+	what := fmt.Sprintf("%d stored events, partner %q", len(in.Events), in.Partner)
+	if in.Unreadable != "" {
+		what = "a state record that cannot be read (" + in.Unreadable + ")"
+	}
+	if in.Parked != nil {
+		what += fmt.Sprintf("; parked since %s (%s) with %d held events %v", in.Parked.Since.Format(time.RFC3339), in.Parked.Reason,
+			len(in.Parked.HeldEvents), in.Parked.HeldEvents)
+	}
+	_, err = fmt.Fprintf(out, "drop %s (%s/%d): %s\n", orderID, in.Topic, in.Partition, what)
+	return err
+}
+
+// requestState writes a release or drop request for each order to the input topic, in
+// the order's partition, for the relay that owns it.
+func (a *app) requestState(ctx context.Context, cmd *cobra.Command, cfg *settings, kind deadletter.ReplayKind, ids []string) error {
+	part, err := keys.New(cfg.Kafka.Partitioner)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, cfg.kafka...), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	md, err := kadm.NewClient(cl).Metadata(ctx, cfg.Kafka.InputTopic)
+	if err != nil {
+		return fmt.Errorf("metadata of %s: %w", cfg.Kafka.InputTopic, err)
+	}
+	td, ok := md.Topics[cfg.Kafka.InputTopic]
+	if !ok || td.Err != nil || len(td.Partitions) == 0 {
+		return fmt.Errorf("state %s: input topic %s does not exist", kind, cfg.Kafka.InputTopic)
+	}
+	n := int32(len(td.Partitions))
+	var recs []*kgo.Record
+	for _, id := range ids {
+		recs = append(recs, &kgo.Record{Topic: cfg.Kafka.InputTopic, Partition: part.Partition([]byte(id), n), Key: []byte(id),
+			Value:   deadletter.EncodeReference(deadletter.Reference{OrderID: id}),
+			Headers: []kgo.RecordHeader{{Key: deadletter.HeaderReplayKind, Value: []byte(kind)}}})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("state %s: write requests to %s: %w", kind, cfg.Kafka.InputTopic, err)
+	}
+	_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s requested for %d orders; the owning relays log the outcome\n", kind, len(ids))
+	return err
 }
 
 // ErrGroupActive means relays still run: a migration would race them.

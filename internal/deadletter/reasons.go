@@ -45,6 +45,15 @@ func Reasons() []Reason {
 		{Name: "key_mismatch", Stages: []Stage{StageDecode},
 			Meaning: "the record's key is not the order id its event names",
 			Action:  "fix the producer's key; a replay keeps the key and fails again"},
+		{Name: "registry_not_configured", Stages: []Stage{StageDecode},
+			Meaning: "the value is in the Confluent wire format (magic byte 0) and no schema_registry.url is configured",
+			Action:  "set schema_registry.url (or have the producer write single-object encoding), restart the relays, then replay"},
+		{Name: "registry_rejected", Stages: []Stage{StageDecode},
+			Meaning: "the schema registry refused the lookup of the record's schema id with a 4xx other than 401, 403, 404, 408 and 429",
+			Action:  "read ucprelay.error, fix the registry or schema_registry.url, then replay"},
+		{Name: "partitioner_mismatch", Stages: []Stage{StageDecode},
+			Meaning: "a record another replica forwarded here (after partition growth) belongs to another partition by this replica's kafka.partitioner: the replicas disagree on it; it is never forwarded again",
+			Action:  "give every replica the same kafka.partitioner (the state layout records it), restart them, then replay"},
 		{Name: "decode_failed", Stages: []Stage{StageDecode},
 			Meaning: "the decoder failed without a reason of its own (not expected: every decoder error carries one)",
 			Action:  "report it with ucprelay.error; replay once a fixed ucprelay runs"},
@@ -80,6 +89,18 @@ func Reasons() []Reason {
 		{Name: "unknown_partner", Stages: []Stage{StageFold},
 			Meaning: "the event or the order's snapshot names a partner that is not configured",
 			Action:  "configure the partner under partners: (or default_partner), restart the relays, then replay"},
+		{Name: "internal_error", Stages: []Stage{StageFold},
+			Meaning: "a bug (a panic) stopped the fold or render of the order's records; the order keeps its state as it was, the stack is logged and counted in ucprelay.internal_errors",
+			Action:  "report it with ucprelay.error and the logged stack; replay once a fixed ucprelay runs"},
+		{Name: "state_unreadable", Stages: []Stage{StageFold},
+			Meaning: "the order's stored state record does not read (corrupt header, a stored event that does not decode, events that no longer fold); the order is parked, its record kept as it is, its later events held with it (written once per order, the source is the state topic at offset -1)",
+			Action:  "inspect it (`ucprelay state inspect --order ID`); after a fix (e.g. an upgrade) `ucprelay state release ID`, or `ucprelay state drop ID` to start the order afresh"},
+		{Name: "order_too_large", Stages: []Stage{StageFold},
+			Meaning: "with these events the order's state record would outgrow the state topic's max.message.bytes; the order keeps its last good state and the refused events are dead-lettered",
+			Action:  "raise the state topic's max.message.bytes (and the producer's), restart the relays, then replay"},
+		{Name: "produce_refused", Stages: []Stage{StageFold},
+			Meaning: "the broker refused a record of the order's transaction again and again (not for its size); after three identical aborts the order's records of that transaction are set aside (the value is a reference)",
+			Action:  "read ucprelay.error (the broker's error), fix the topic or the ACLs, then replay"},
 		{Name: "render_failed", Stages: []Stage{StageFold},
 			Meaning: "the snapshot cannot be rendered in the partner's UCP version (the value is a reference)",
 			Action:  "fix the partner's ucp_version or upgrade ucprelay, then replay: the current snapshot is sent"},
@@ -113,7 +134,8 @@ func NotDeadLettered() map[string]string {
 			"(`ucprelay state inspect` shows it held); a held event the placement contradicts is dead-lettered " +
 			"with the fold's reason",
 		// avrocodec.ReasonRegistryUnavailable, the one transient decode error.
-		"registry_unavailable": "a schema registry that cannot be reached (or none configured, for a record in the " +
-			"Confluent wire format) is retried, never dead-lettered",
+		"registry_unavailable": "a schema registry that cannot be reached, or answers 401, 403, 408, 429 or 5xx, " +
+			"holds only the partition whose next record needs it (paused, shown in /readyz and " +
+			"ucprelay.partitions.held) until a lookup succeeds; other partitions flow; never dead-lettered",
 	}
 }

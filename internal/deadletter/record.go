@@ -35,6 +35,8 @@ const (
 	HeaderLastFailure  = "ucprelay.failure.last"
 	HeaderError        = "ucprelay.error"
 	HeaderRelayVersion = "ucprelay.version"
+	// HeaderValueOmitted is the size of the original value when it was too large to copy.
+	HeaderValueOmitted = "ucprelay.value.omitted"
 )
 
 // maxErrorLen bounds the error text kept in a header.
@@ -65,8 +67,12 @@ type Record struct {
 	Error string `json:"error,omitempty"`
 	// RelayVersion is the version of the ucprelay that wrote it.
 	RelayVersion string `json:"relay_version,omitempty"`
-	// Value is the original input bytes, or a JSON [Reference] for delivery failures.
+	// Value is the original input bytes, or a JSON [Reference] for delivery failures and
+	// for records whose value was too large to copy (see ValueOmitted).
 	Value []byte `json:"value"`
+	// ValueOmitted is the size of an original value too large for the dead-letter topic:
+	// Value is then a reference, and the source coordinates locate the original bytes.
+	ValueOmitted int `json:"value_omitted,omitempty"`
 }
 
 // Reference is the value of a delivery failure's record: which snapshot failed. Replay
@@ -113,6 +119,9 @@ func (r Record) ToKafka(topic string, secrets ...string) *kgo.Record {
 		add(HeaderLastFailure, r.LastFailure.UTC().Format(time.RFC3339Nano))
 	}
 	add(HeaderError, Redact(r.Error, maxErrorLen, secrets...))
+	if r.ValueOmitted > 0 {
+		add(HeaderValueOmitted, strconv.Itoa(r.ValueOmitted))
+	}
 	return &kgo.Record{Topic: topic, Key: []byte(r.OrderID), Value: r.Value, Headers: h}
 }
 
@@ -156,6 +165,10 @@ func FromKafka(kr *kgo.Record) (Record, error) {
 			r.Error = v
 		case HeaderRelayVersion:
 			r.RelayVersion = v
+		case HeaderValueOmitted:
+			var perr error
+			r.ValueOmitted, perr = strconv.Atoi(v)
+			err = errors.Join(err, perr)
 		}
 	}
 	if r.Reason == "" || r.Stage == "" {
@@ -200,6 +213,13 @@ const (
 	// ReplayResend is a failed delivery: its value is the [Reference]; the relay resends
 	// the order's current snapshot unless the partner already has it (P2).
 	ReplayResend ReplayKind = "resend"
+	// RequestRelease asks the relay owning the order (its value is the [Reference]) to
+	// read a parked order's state again and, when it reads, fold its held events onto it
+	// (`ucprelay state release`).
+	RequestRelease ReplayKind = "release"
+	// RequestDrop asks the relay owning the order to remove its state, parked or not
+	// (`ucprelay state drop`).
+	RequestDrop ReplayKind = "drop"
 )
 
 // ReplayKindOf returns the replay kind the headers carry, "" for an ordinary record.

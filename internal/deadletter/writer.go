@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -21,6 +22,23 @@ type Writer struct {
 	topic        string
 	relayVersion string
 	secrets      []string
+	maxBytes     atomic.Int64
+}
+
+// SetMaxRecordBytes bounds the size of the records the writer builds (0: no bound): the
+// dead-letter topic's max.message.bytes, less the batch overhead. A record whose value
+// would exceed it carries a [Reference] to its order instead, with [HeaderValueOmitted]
+// giving the original size: its source coordinates locate the original bytes.
+func (w *Writer) SetMaxRecordBytes(n int) { w.maxBytes.Store(int64(n)) }
+
+// RecordSize is the size a record takes in a batch, near enough to bound it: key,
+// value, headers and the per-record overhead.
+func RecordSize(r *kgo.Record) int {
+	n := len(r.Key) + len(r.Value) + 24
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value) + 8
+	}
+	return n
 }
 
 // NewWriter returns a writer to topic. secrets are removed from every error text written.
@@ -39,7 +57,14 @@ func (w *Writer) Record(r Record) *kgo.Record {
 	if r.RelayVersion == "" {
 		r.RelayVersion = w.relayVersion
 	}
-	return r.ToKafka(w.topic, w.secrets...)
+	kr := r.ToKafka(w.topic, w.secrets...)
+	if max := int(w.maxBytes.Load()); max > 0 && RecordSize(kr) > max {
+		n := len(r.Value)
+		r.Value = EncodeReference(Reference{OrderID: r.OrderID, Partner: r.Partner})
+		r.ValueOmitted = n
+		kr = r.ToKafka(w.topic, w.secrets...)
+	}
+	return kr
 }
 
 // Write produces r and waits until the broker has it.

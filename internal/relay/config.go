@@ -75,6 +75,10 @@ type Config struct {
 	// an abandoned request late. Set it to the delivery attempt timeout. Default
 	// webhook.DefaultAttemptTimeout.
 	ResendSettle time.Duration
+	// RestoreStableTimeout bounds how long a restore waits for an open transaction on the
+	// state partition to end (a crashed owner's ends by the transaction timeout, 10s);
+	// past it the restore is reported in /readyz and retried. Default 30s.
+	RestoreStableTimeout time.Duration
 	// ShutdownGrace bounds how long Run waits for in-flight deliveries when it stops. Default 10s.
 	ShutdownGrace time.Duration
 	// Backoff spaces retries. Each zero field takes its default (webhook.DefaultBackoff).
@@ -152,6 +156,7 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.LayoutCheckInterval, 30*time.Second)
 	setDefault(&c.ShutdownGrace, 10*time.Second)
 	setDefault(&c.ResendSettle, webhook.DefaultAttemptTimeout)
+	setDefault(&c.RestoreStableTimeout, 30*time.Second)
 	c.Backoff = c.Backoff.WithDefaults()
 	partners := make(map[string]Partner, len(c.Partners)) // the caller's map stays as it was
 	for id, p := range c.Partners {

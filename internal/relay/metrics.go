@@ -23,6 +23,10 @@ type instruments struct {
 	credentials    metric.Int64Counter
 	attempts       metric.Int64Counter
 	retries        metric.Int64Counter
+	holds          metric.Int64Counter
+	internalErrors metric.Int64Counter
+	parked         metric.Int64Counter
+	dropped        metric.Int64Counter
 	latency        metric.Float64Histogram
 }
 
@@ -46,6 +50,14 @@ func newInstruments() instruments {
 		metric.WithDescription("POSTs to partners by partner and answer class (2xx, 4xx, 5xx, transport)."))
 	in.retries, _ = m.Int64Counter("ucprelay.delivery.retries",
 		metric.WithDescription("Delivery retries scheduled after a retryable failure, by partner."))
+	in.holds, _ = m.Int64Counter("ucprelay.partition.holds",
+		metric.WithDescription("Times a partition was held because its next record needs a dependency that is down (the schema registry), by reason."))
+	in.internalErrors, _ = m.Int64Counter("ucprelay.internal_errors",
+		metric.WithDescription("Bugs contained: panics recovered while folding an order or delivering a snapshot; alert on any."))
+	in.parked, _ = m.Int64Counter("ucprelay.state.parked",
+		metric.WithDescription("Orders parked because their stored state cannot be read, by reason."))
+	in.dropped, _ = m.Int64Counter("ucprelay.state.dropped",
+		metric.WithDescription("Orders removed from the state at an operator's request (`ucprelay state drop`)."))
 	in.latency, _ = m.Float64Histogram("ucprelay.delivery.latency", metric.WithUnit("s"),
 		metric.WithDescription("From the newest input event's Kafka timestamp to the partner's 2xx, by partner."))
 	return in
@@ -75,6 +87,16 @@ func (r *Relay) observe() (metric.Registration, error) {
 	if err != nil {
 		return nil, err
 	}
+	held, err := m.Int64ObservableGauge("ucprelay.partitions.held",
+		metric.WithDescription("Owned partitions held until a dependency answers (see /readyz for which and why)."))
+	if err != nil {
+		return nil, err
+	}
+	parkedNow, err := m.Int64ObservableGauge("ucprelay.state.parked_orders",
+		metric.WithDescription("Orders of owned partitions parked because their stored state cannot be read (`ucprelay state inspect`)."))
+	if err != nil {
+		return nil, err
+	}
 	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		for id, b := range r.breakers {
 			o.ObserveInt64(state, int64(b.State()), metric.WithAttributes(attribute.String("partner", id)))
@@ -86,8 +108,14 @@ func (r *Relay) observe() (metric.Registration, error) {
 			o.ObserveInt64(lag, p.lag.Load(), metric.WithAttributes(attribute.String("topic", r.cfg.InputTopic), attribute.Int("partition", int(id))))
 		}
 		o.ObserveInt64(restoring, int64(r.restoring))
+		o.ObserveInt64(held, int64(len(r.held)))
+		n := 0
+		for _, p := range r.parts {
+			n += len(p.parked)
+		}
+		o.ObserveInt64(parkedNow, int64(n))
 		return nil
-	}, state, pending, lag, restoring)
+	}, state, pending, lag, restoring, held, parkedNow)
 }
 
 // Health is the relay's state for a readiness probe and operators.
@@ -106,7 +134,14 @@ type Health struct {
 	// Breakers maps each partner to its breaker state; an open breaker does not make the
 	// relay unready (deliveries wait, P6), it is reported for operators.
 	Breakers map[string]string `json:"breakers"`
-	Problem  string            `json:"problem,omitempty"`
+	// Held lists partitions waiting for a dependency (the schema registry); the others
+	// flow, so a hold does not make the relay unready.
+	Held []Hold `json:"held_partitions,omitempty"`
+	// Parked counts orders whose stored state cannot be read (`ucprelay state inspect`).
+	Parked int `json:"parked_orders"`
+	// Restore describes restores that are waiting or failed and being retried.
+	Restore []string `json:"restore,omitempty"`
+	Problem string   `json:"problem,omitempty"`
 }
 
 // Health returns the relay's state now.
@@ -114,9 +149,18 @@ func (r *Relay) Health() Health {
 	h := Health{BrokerReachable: r.lease.valid(), Breakers: r.Breakers(), Pending: r.stats.pending.Load(), Paused: r.stats.paused.Load()}
 	r.mu.Lock()
 	h.Joined, h.Restoring = r.joined, r.restoring
-	for id := range r.parts {
+	for id, p := range r.parts {
 		h.Partitions = append(h.Partitions, id)
+		h.Parked += len(p.parked)
 	}
+	for _, hd := range r.held {
+		h.Held = append(h.Held, *hd)
+	}
+	slices.SortFunc(h.Held, func(a, b Hold) int { return int(a.Partition - b.Partition) })
+	for _, s := range r.restoreIssues {
+		h.Restore = append(h.Restore, s)
+	}
+	slices.Sort(h.Restore)
 	fatal := r.fatal
 	r.mu.Unlock()
 	slices.Sort(h.Partitions)
@@ -143,6 +187,8 @@ func (r *Relay) Breakers() map[string]string {
 	return out
 }
 
+func reasonAttr(reason string) attribute.KeyValue { return attribute.String("reason", reason) }
+
 func (in instruments) add(ctx context.Context, c metric.Int64Counter, n int64, attrs ...attribute.KeyValue) {
 	c.Add(ctx, n, metric.WithAttributes(attrs...))
 }
@@ -158,6 +204,9 @@ type Stats struct {
 	Replayed, ReplaySkipped int64
 	Pending                 int64
 	Paused                  bool
+	// Holds counts partitions held for a dependency; InternalErrors bugs contained;
+	// Parked orders parked because their state cannot be read.
+	Holds, InternalErrors, Parked int64
 }
 
 type counters struct {
@@ -168,6 +217,7 @@ type counters struct {
 	replayed, replaySkipped                            atomic.Int64
 	pending                                            atomic.Int64
 	paused                                             atomic.Bool
+	holds, internalErrors, parked, dropped             atomic.Int64
 }
 
 // Stats returns the relay's counters.
@@ -179,5 +229,6 @@ func (r *Relay) Stats() Stats {
 		Superseded: c.superseded.Load(), Resent: c.resent.Load(), Restored: c.restored.Load(),
 		Transactions: c.transactions.Load(), Aborted: c.aborted.Load(), CredentialFailures: c.credentialFailures.Load(),
 		Replayed: c.replayed.Load(), ReplaySkipped: c.replaySkipped.Load(), Pending: c.pending.Load(), Paused: c.paused.Load(),
+		Holds: c.holds.Load(), InternalErrors: c.internalErrors.Load(), Parked: c.parked.Load(),
 	}
 }

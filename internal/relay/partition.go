@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ucprelay/ucprelay/internal/statestore"
+	"github.com/ucprelay/ucprelay/internal/wait"
 )
 
 // partition is an owned input partition and the state of its orders.
@@ -29,43 +31,95 @@ type partition struct {
 	// lag is the records between the last one fetched and the high watermark.
 	lag atomic.Int64
 
+	// resends are restored pending snapshots not yet submitted (feedResends). Under r.mu.
+	resends []Job
+	// schemaStored: the partition holds this relay's schema record (schema.go).
+	schemaStored bool
+	// parked maps the orders whose stored state cannot be read to why (park.go): parked
+	// records, and records found unreadable at restore. Loop goroutine and r.mu.
+	parked map[string]string
+
 	mu       sync.Mutex
 	outcomes map[string]Outcome // delivery outcomes not yet written, newest per order
 }
 
-// onAssigned restores the state of each newly assigned partition before its records are
-// fetched, then resends the snapshots its state marks pending. A partition whose state
-// was written for another partition count stops the relay: processing it would fold
-// orders without their history.
-func (r *Relay) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+// onAssigned pauses each newly assigned partition and restores its state in the
+// background; the partition is fetched once restored. A restore that fails (the broker,
+// or an open transaction that keeps the partition from its end past
+// RestoreStableTimeout) is reported in /readyz and retried with backoff; only a state
+// written for another partition count or partitioner stops the relay: processing it would
+// fold orders without their history.
+func (r *Relay) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	ids := assigned[r.cfg.InputTopic]
-	r.mu.Lock()
-	r.joined = true
-	r.restoring += len(ids)
-	r.mu.Unlock()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4)
-	for _, id := range ids {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			err := r.restore(ctx, id)
-			r.mu.Lock()
-			r.restoring--
-			r.mu.Unlock()
-			if err != nil && ctx.Err() == nil {
-				r.setFatal(err)
-			}
-		})
+	if len(ids) == 0 {
+		return
 	}
-	wg.Wait()
+	cl.PauseFetchPartitions(map[string][]int32{r.cfg.InputTopic: ids})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.joined = true
+	for _, id := range ids {
+		if t := r.restores[id]; t != nil {
+			t.cancel()
+		}
+		t := &restoreTask{}
+		var tctx context.Context
+		tctx, t.cancel = context.WithCancel(ctx)
+		r.restores[id] = t
+		r.restoring++
+		go r.restoreLoop(tctx, id, t)
+	}
 }
 
-func (r *Relay) restore(ctx context.Context, id int32) error {
+// restoreTask is a partition's restore in progress.
+type restoreTask struct{ cancel context.CancelFunc }
+
+func (r *Relay) restoreLoop(ctx context.Context, id int32, t *restoreTask) {
+	defer func() {
+		r.mu.Lock()
+		r.restoring--
+		if r.restores[id] == t {
+			delete(r.restores, id)
+		}
+		r.mu.Unlock()
+	}()
+	for n := 0; ; n++ {
+		select {
+		case r.restoreSlots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		err := r.restore(ctx, id, t)
+		<-r.restoreSlots
+		if ctx.Err() != nil {
+			return
+		}
+		r.mu.Lock()
+		if err == nil {
+			delete(r.restoreIssues, id)
+		} else {
+			r.restoreIssues[id] = fmt.Sprintf("partition %d: %v (attempt %d, retrying)", id, err, n+1)
+		}
+		r.mu.Unlock()
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, ErrLayout):
+			r.setFatal(err)
+			return
+		}
+		r.log.Error("restore failed; retrying", "partition", id, "attempt", n+1, "err", err)
+		if wait.Sleep(ctx, r.cfg.Backoff.Delay(n, nil)) != nil {
+			return
+		}
+	}
+}
+
+func (r *Relay) restore(ctx context.Context, id int32, t *restoreTask) error {
 	log := r.log.With("partition", id)
 	log.Info("restoring state", "topic", r.cfg.StateTopic)
 	last := time.Now()
-	st, err := statestore.Restore(ctx, r.kafka, r.cfg.StateTopic, id, func(next, end int64) {
+	st, err := statestore.RestoreBounded(ctx, r.kafka, r.cfg.StateTopic, id, r.cfg.RestoreStableTimeout, func(next, end int64) {
 		if time.Since(last) > 2*time.Second {
 			last = time.Now()
 			log.Info("restoring state", "offset", next, "end", end)
@@ -75,7 +129,8 @@ func (r *Relay) restore(ctx context.Context, id int32) error {
 		return fmt.Errorf("relay: restore state partition %d: %w", id, err)
 	}
 	n := r.inputPartitions.Load()
-	if st.Layout == nil || st.Layout.Partitions != n {
+	want := r.part.Name()
+	if st.Layout == nil || st.Layout.Partitions != n || (st.Layout.Partitioner != "" && st.Layout.Partitioner != want) {
 		r.metrics.add(ctx, r.metrics.layoutMismatch, 1)
 	}
 	switch {
@@ -85,32 +140,73 @@ func (r *Relay) restore(ctx context.Context, id int32) error {
 	case st.Layout.Partitions != n:
 		return fmt.Errorf("relay: %w: state partition %s/%d was written for %d partitions, the input has %d; run `ucprelay state migrate`",
 			ErrLayout, r.cfg.StateTopic, id, st.Layout.Partitions, n)
+	case st.Layout.Partitioner != "" && st.Layout.Partitioner != want:
+		return fmt.Errorf("relay: %w: state partition %s/%d places orders by the %s partitioner, this relay's kafka.partitioner is %s: set kafka.partitioner to the producers' (all replicas alike)",
+			ErrLayout, r.cfg.StateTopic, id, st.Layout.Partitioner, want)
 	}
-	p := &partition{id: id, orders: st.Orders, outcomes: map[string]Outcome{}}
+	for _, s := range st.Schemas {
+		if _, err := r.codec.Learn(s); err != nil {
+			log.Warn("a schema recorded in the state partition does not parse; events stored with it park their orders", "err", err)
+		}
+	}
+	p := &partition{id: id, orders: st.Orders, outcomes: map[string]Outcome{}, parked: map[string]string{}}
 	p.ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	p.schemaStored = slices.ContainsFunc(st.Schemas, func(s string) bool { return s == r.codec.Schema() })
+	for _, oid := range st.Parked {
+		p.parked[oid] = ReasonStateUnreadable
+	}
+	for oid, err := range st.Unreadable {
+		p.parked[oid] = ReasonStateUnreadable
+		log.Error("order's state record cannot be read; the order is parked when its next event arrives", "order_id", oid, "err", err)
+	}
 	r.stats.restored.Add(st.Records)
 	r.metrics.add(ctx, r.metrics.restored, st.Records)
-	log.Info("state restored", "orders", len(st.Orders), "records", st.Records, "bytes", st.Bytes,
-		"pending", len(st.Pending), "took", st.Took.Round(time.Millisecond))
 	var jobs []Job
 	settle := time.Now().Add(r.cfg.ResendSettle)
 	for _, oid := range st.Pending {
 		j, err := r.resendJob(ctx, oid, st.Orders[oid])
 		if err != nil {
-			log.Error("pending snapshot cannot be rebuilt; it stays pending", "order_id", oid, "err", err)
+			p.parked[oid] = ReasonStateUnreadable
+			log.Error("pending snapshot cannot be rebuilt; it stays pending and the order is parked when its next event arrives", "order_id", oid, "err", err)
 			continue
 		}
 		j.NotBefore = settle
 		jobs = append(jobs, j)
 	}
+	log.Info("state restored", "orders", len(st.Orders), "records", st.Records, "bytes", st.Bytes,
+		"pending", len(st.Pending), "parked", len(p.parked), "took", st.Took.Round(time.Millisecond))
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.parts[id] = p
-	for _, j := range jobs {
-		r.stats.resent.Add(1)
-		r.submit(p, j)
+	if r.restores[id] != t {
+		p.cancel()
+		return nil // revoked (and maybe assigned again) meanwhile
 	}
+	r.parts[id] = p
+	// Resends go through the same bound as new snapshots: feedResends submits them while
+	// the delivery queue holds fewer than MaxPending.
+	p.resends = jobs
+	r.feedResendsLocked()
+	r.cl.ResumeFetchPartitions(map[string][]int32{r.cfg.InputTopic: {id}})
 	return nil
+}
+
+// feedResends submits restored partitions' pending snapshots while fewer than MaxPending
+// are pending.
+func (r *Relay) feedResends() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.feedResendsLocked()
+}
+
+func (r *Relay) feedResendsLocked() {
+	for _, p := range r.parts {
+		for len(p.resends) > 0 && r.stats.pending.Load() < int64(r.cfg.MaxPending) {
+			j := p.resends[0]
+			p.resends = p.resends[1:]
+			r.stats.resent.Add(1)
+			r.submit(p, j)
+		}
+	}
 }
 
 // resendJob rebuilds the pending snapshot of a restored order with the envelope its state
@@ -120,7 +216,7 @@ func (r *Relay) resendJob(ctx context.Context, orderID string, v []byte) (Job, e
 	if err != nil {
 		return Job{}, err
 	}
-	s, err := o.Render(nil, statestore.ResendEnvelope, r.partners)
+	s, err := o.Render(nil, statestore.ResendEnvelope, r.partners, time.Now())
 	if err != nil {
 		return Job{}, err
 	}
@@ -139,6 +235,15 @@ func (r *Relay) onRevoked(_ context.Context, cl *kgo.Client, revoked map[string]
 	r.mu.Lock()
 	var unpause []int32
 	for _, id := range revoked[r.cfg.InputTopic] {
+		if t := r.restores[id]; t != nil {
+			t.cancel()
+			delete(r.restores, id)
+			delete(r.restoreIssues, id)
+			unpause = append(unpause, id)
+		}
+		if r.dropHold(id) && !r.paused[id] {
+			unpause = append(unpause, id)
+		}
 		if p := r.parts[id]; p != nil {
 			delete(r.parts, id)
 			p.cancel()

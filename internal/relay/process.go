@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -10,8 +11,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
-	"github.com/ucprelay/ucprelay/internal/statestore"
-	"github.com/ucprelay/ucprelay/internal/wait"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
 )
@@ -24,6 +23,11 @@ type Codec interface {
 	// Canonical reports whether a value is already in the stored form (single-object
 	// encoding with the current schema), so it is kept instead of encoded again.
 	Canonical(value []byte) bool
+	// Schema is the schema the codec stores events with; Learn adds a writer schema
+	// another relay stored events with (read from the state topic's schema records).
+	Schema() string
+	Fingerprint() uint64
+	Learn(schema string) (uint64, error)
 }
 
 // HeaderForwardedFrom marks an input record forwarded to its order's partition after
@@ -36,11 +40,16 @@ type keyWork struct {
 	sp   *stagedPart
 	key  string
 	recs []*kgo.Record
+	// dead and fwd are what the order's records produce besides state: added to the
+	// batch only when the order is done, so a bug half way leaves nothing behind.
+	dead []deadletter.Record
+	fwd  []*kgo.Record
 }
 
 // process folds a poll's records into the batch: orders concurrently (up to Workers),
-// each order's records in sequence (P5).
-func (r *Relay) process(ctx context.Context, fs kgo.Fetches, b *batch) error {
+// each order's records in sequence (P5). It returns the partitions to hold (a record
+// needs a dependency that is down) apart from the errors that end the transaction.
+func (r *Relay) process(ctx context.Context, fs kgo.Fetches, b *batch) (map[int32]*holdError, error) {
 	var work []*keyWork
 	var err error
 	r.mu.Lock()
@@ -72,17 +81,20 @@ func (r *Relay) process(ctx context.Context, fs kgo.Fetches, b *batch) error {
 	})
 	r.mu.Unlock()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ch := make(chan *keyWork)
-	var wg sync.WaitGroup
-	var emu sync.Mutex
+	var (
+		wg   sync.WaitGroup
+		emu  sync.Mutex
+		errs []error
+	)
 	for range min(r.cfg.Workers, len(work)) {
 		wg.Go(func() {
 			for w := range ch {
-				if werr := r.processKey(ctx, b, w); werr != nil {
+				if werr := r.processKeySafe(ctx, b, w); werr != nil {
 					emu.Lock()
-					err = cmpErr(err, werr)
+					errs = append(errs, werr)
 					emu.Unlock()
 				}
 			}
@@ -93,7 +105,56 @@ func (r *Relay) process(ctx context.Context, fs kgo.Fetches, b *batch) error {
 	}
 	close(ch)
 	wg.Wait()
-	return err
+	holds, err := holdsOf(errs)
+	return holds, err
+}
+
+// processKeySafe runs processKey and contains a bug: a panic while one order's records
+// fold or render is recovered, logged with its stack, counted, and the records are
+// dead-lettered as internal_error with the order's state left as it was. The partition
+// and the process go on (P8).
+func (r *Relay) processKeySafe(ctx context.Context, b *batch, w *keyWork) (err error) {
+	before, staged, job := w.sp.snapshot(w.key)
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		stack := debug.Stack()
+		w.sp.restore(w.key, before, staged, job)
+		r.internalError(ctx, b, w, v, stack)
+		err = nil
+	}()
+	if why := r.isolatedErr(w.key); why != "" {
+		r.setAside(w, why)
+	} else if err := r.processKey(ctx, b, w); err != nil {
+		return err
+	}
+	for _, d := range w.dead {
+		b.deadLetter(r.dlq, d)
+	}
+	for _, f := range w.fwd {
+		b.forward(f)
+	}
+	r.stats.forwarded.Add(int64(len(w.fwd)))
+	return nil
+}
+
+// internalError dead-letters an order's records after a bug (a panic) stopped their
+// fold: each as it was received, with reason internal_error.
+func (r *Relay) internalError(ctx context.Context, b *batch, w *keyWork, v any, stack []byte) {
+	r.log.Error("internal error: the order's records are dead-lettered and its state is unchanged",
+		"order_id", w.key, "partition", w.p.id, "records", len(w.recs), "panic", fmt.Sprint(v), "stack", string(stack))
+	for _, rec := range w.recs {
+		if rec.Headers != nil && deadletter.ReplayKindOf(rec.Headers) == deadletter.ReplayResend {
+			continue // a request for a resend holds no event: nothing is lost
+		}
+		b.deadLetter(r.dlq, deadletter.Record{
+			OrderID: string(rec.Key), Stage: deadletter.StageFold, Reason: ReasonInternal,
+			Error:       fmt.Sprintf("internal error (a bug; report it with ucprelay.version): %v", v),
+			SourceTopic: rec.Topic, SourcePartition: rec.Partition, SourceOffset: rec.Offset, Value: rec.Value,
+		})
+	}
 }
 
 // processKey folds one order's records of a poll into the batch.
@@ -105,80 +166,144 @@ func (r *Relay) processKey(ctx context.Context, b *batch, w *keyWork) error {
 	var (
 		news    []orderevents.Event
 		newRecs = map[string]*kgo.Record{}
-		st      *statestore.Order
+		o       *opened // the order's stored state, opened at its first event
 		spanCtx trace.SpanContext
 		lastRec *kgo.Record
 	)
-	resend := false // a dead-letter replay asks for the order's current snapshot
+	resend, release := false, false // requests: a dead-letter replay, `ucprelay state release`
 	for _, rec := range w.recs {
 		rctx, span := startRecordSpan(ctx, rec)
 		spanCtx = span.SpanContext()
 		lastRec = rec
-		a, err := r.admit(rctx, b, rec, n, src)
+		a, err := r.admit(rctx, w, rec, n, src)
 		if err != nil {
 			span.SetStatus(codes.Error, err.Error())
 			span.End()
 			return err
 		}
 		span.End()
-		if a.dead != nil {
-			b.deadLetter(r.dlq, *a.dead)
+		switch {
+		case a.dead != nil:
+			w.dead = append(w.dead, *a.dead)
 			continue
-		}
-		if a.resend {
+		case a.resend:
 			resend = true
+			continue
+		case a.release:
+			release = true
+			continue
+		case a.drop:
+			// Everything before the drop goes with the order; what follows starts anew.
+			r.drop(w, rec)
+			news, newRecs, o, resend, release = nil, map[string]*kgo.Record{}, nil, false, false
 			continue
 		}
 		ev := a.ev
 		if ev == nil {
 			continue // forwarded
 		}
-		if st == nil {
-			if st, err = statestore.OpenOrder(ctx, r.codec, w.key, w.sp.value(w.key)); err != nil {
-				return fmt.Errorf("relay: state of order %s: %w", w.key, err)
-			}
+		if o == nil {
+			o = r.openOrder(ctx, w, rec)
 		}
-		if hasEvent(st.Events, ev.ID) || newRecs[ev.ID] != nil {
+		if o.holds(ev.ID) || newRecs[ev.ID] != nil {
 			r.stats.duplicates.Add(1)
 			continue
 		}
 		news = append(news, *ev)
 		newRecs[ev.ID] = rec
 	}
+	if (release || resend) && o == nil && len(news) == 0 {
+		o = r.openOrder(ctx, w, lastRec)
+	}
+	if o != nil && o.parked != nil {
+		return r.keepParked(ctx, w, o, news, newRecs, release)
+	}
+	if o != nil && o.unparked {
+		// The original goes back in place of the parked record; new state, if any,
+		// replaces it below.
+		w.sp.stage(w.key, o.original, nil)
+		w.sp.markParked(w.key, "")
+		news = append(o.released, news...)
+	}
 	if len(news) == 0 {
 		if resend {
-			return r.resendCurrent(ctx, b, w, spanCtx, lastRec)
+			return r.resendCurrent(ctx, b, w, o, spanCtx, lastRec)
 		}
 		return nil
 	}
 	// With new events a replay needs nothing more: their snapshot is the current one.
-	m := merge(st.Events, st.Placed, news)
+	st := o.order
+	// An order whose state record would outgrow the state topic keeps the new events that
+	// fit, in arrival order; the ones after them are dead-lettered as order_too_large.
+	var left []tooLargeEvent
+	for {
+		m := merge(st.Events, st.Placed, news)
+		if st.Placed && m.snap == nil {
+			// The stored events of a placed order no longer fold (a fold rule changed
+			// underneath them): the order's state is unreadable as it stands.
+			o.park(ReasonStateUnreadable, errNoLongerFolds(st.Events))
+			return r.keepParked(ctx, w, o, news, newRecs, false)
+		}
+		size := 0
+		if m.added > 0 || len(m.events) != len(st.Events) {
+			var err error
+			if size, err = r.stage(ctx, b, w, st, m, canonicalOf(r.codec, newRecs), spanCtx, lastRec); err != nil {
+				return err
+			}
+		}
+		if size == 0 || len(news) == 1 {
+			r.rejections(w, m, newRecs, src)
+			if size > 0 {
+				left = append(left, tooLargeEvent{news[0], size})
+			}
+			for i := len(left) - 1; i >= 0; i-- {
+				r.tooLarge(w, left[i].ev, left[i].size, newRecs[left[i].ev.ID])
+			}
+			return nil
+		}
+		left = append(left, tooLargeEvent{news[len(news)-1], size})
+		news = news[:len(news)-1]
+	}
+}
+
+// tooLargeEvent is an event left out of its order's state, with the size of the state
+// record it would have made.
+type tooLargeEvent struct {
+	ev   orderevents.Event
+	size int
+}
+
+// rejections dead-letters the events a merge rejected.
+func (r *Relay) rejections(w *keyWork, m merged, newRecs map[string]*kgo.Record, src func(*kgo.Record) deadletter.Record) {
 	for _, rj := range m.rejected {
 		d := deadletter.Record{OrderID: w.key, Stage: deadletter.StageFold, Reason: reasonOf(rj.err, fold.ReasonUnclassified), Error: rj.err.Error()}
 		if rec := newRecs[rj.ev.ID]; rec != nil && !rj.held {
 			d = src(rec)
 			d.Stage, d.Reason, d.Error = deadletter.StageFold, reasonOf(rj.err, fold.ReasonUnclassified), rj.err.Error()
 		} else {
-			// A held event the placement contradicts: its input record is long committed,
-			// so the dead letter carries its canonical bytes.
+			// A held event the placement contradicts (or one held while the order was
+			// parked): its input record is long committed, so the dead letter carries
+			// its canonical bytes.
 			d.SourceTopic, d.SourcePartition, d.SourceOffset = r.cfg.StateTopic, w.p.id, -1
 			d.Value, _ = r.codec.EncodeSingleObject(rj.ev)
 		}
-		b.deadLetter(r.dlq, d)
+		w.dead = append(w.dead, d)
 	}
-	if m.added == 0 && len(m.events) == len(st.Events) {
-		return nil
-	}
+}
+
+// canonicalOf returns the received bytes of the records already in the stored form, by
+// event id: they are stored as received, not encoded again.
+func canonicalOf(c Codec, newRecs map[string]*kgo.Record) map[string][]byte {
 	var fresh map[string][]byte
 	for id, rec := range newRecs {
-		if r.codec.Canonical(rec.Value) {
+		if c.Canonical(rec.Value) {
 			if fresh == nil {
 				fresh = make(map[string][]byte, len(newRecs))
 			}
 			fresh[id] = rec.Value
 		}
 	}
-	return r.stage(ctx, b, w, st, m, fresh, spanCtx, lastRec)
+	return fresh
 }
 
 // admission is what admit decided about one input record: dead-letter it, fold its
@@ -188,10 +313,12 @@ type admission struct {
 	dead   *deadletter.Record
 	ev     *orderevents.Event
 	resend bool
+	// release and drop are requests of `ucprelay state release|drop` for a parked order.
+	release, drop bool
 }
 
 // admit decodes and checks one record. An error means nothing could be decided.
-func (r *Relay) admit(ctx context.Context, b *batch, rec *kgo.Record, n int32, src func(*kgo.Record) deadletter.Record) (admission, error) {
+func (r *Relay) admit(ctx context.Context, w *keyWork, rec *kgo.Record, n int32, src func(*kgo.Record) deadletter.Record) (admission, error) {
 	fail := func(stage deadletter.Stage, reason, text string) (admission, error) {
 		d := src(rec)
 		d.Stage, d.Reason, d.Error = stage, reason, text
@@ -201,27 +328,39 @@ func (r *Relay) admit(ctx context.Context, b *batch, rec *kgo.Record, n int32, s
 		return fail(deadletter.StageDecode, ReasonMissingKey, "record has no key; the key must be the order id")
 	}
 	if to := r.part.Partition(rec.Key, n); to != rec.Partition {
+		if from := headerValue(rec.Headers, HeaderForwardedFrom); from != "" {
+			// Forwarded once already, by a replica that placed the order here: the
+			// replicas disagree on the partitioner. Forwarding again could loop; folding
+			// here would fold the order without its history.
+			return fail(deadletter.StageDecode, ReasonPartitionerMismatch, fmt.Sprintf(
+				"record forwarded from %s to partition %d, but this relay's partitioner (%s) places order %q in partition %d of %d: replicas disagree on kafka.partitioner",
+				from, rec.Partition, r.cfg.Partitioner, rec.Key, to, n))
+		}
 		// The input grew since this record was written: its order now lives in another
 		// partition, whose worker holds the order's state. Forward it there (P4 makes the
 		// late arrival harmless).
 		fwd := &kgo.Record{Topic: rec.Topic, Partition: to, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp,
 			Headers: append(append([]kgo.RecordHeader{}, rec.Headers...), kgo.RecordHeader{
 				Key: HeaderForwardedFrom, Value: fmt.Appendf(nil, "%s/%d@%d", rec.Topic, rec.Partition, rec.Offset)})}
-		b.forward(fwd)
-		r.stats.forwarded.Add(1)
+		w.fwd = append(w.fwd, fwd)
 		return admission{}, nil
 	}
-	if deadletter.ReplayKindOf(rec.Headers) == deadletter.ReplayResend {
+	if kind := deadletter.ReplayKindOf(rec.Headers); kind == deadletter.ReplayResend || kind == deadletter.RequestRelease || kind == deadletter.RequestDrop {
 		ref, err := deadletter.ParseReference(rec.Value)
 		if err != nil || ref.OrderID != string(rec.Key) {
-			return fail(deadletter.StageDecode, ReasonInvalidReplay, fmt.Sprintf("replay of a delivery failure needs a reference to order %q: %v", rec.Key, err))
+			return fail(deadletter.StageDecode, ReasonInvalidReplay, fmt.Sprintf("a %s request needs a reference to order %q: %v", kind, rec.Key, err))
 		}
-		return admission{resend: true}, nil
+		return admission{resend: kind == deadletter.ReplayResend, release: kind == deadletter.RequestRelease, drop: kind == deadletter.RequestDrop}, nil
 	}
-	ev, err := r.decode(ctx, rec)
+	ev, err := r.codec.Decode(ctx, rec.Value)
 	if err != nil {
 		if ctx.Err() != nil {
 			return admission{}, ctx.Err()
+		}
+		if isTransient(err) {
+			// A dependency is down: the record is fine, retrying changes the outcome.
+			// Its partition waits (hold.go); no retry runs inside the transaction.
+			return admission{}, &holdError{rec: rec, err: err}
 		}
 		return fail(deadletter.StageDecode, reasonOf(err, ReasonDecodeFailed), err.Error())
 	}
@@ -240,11 +379,8 @@ func (r *Relay) admit(ctx context.Context, b *batch, rec *kgo.Record, n int32, s
 // snapshot with a new envelope, unless the partner already acknowledged it or it is on
 // its way, so the partner never gets the stale snapshot that failed (P2) and replaying
 // twice is harmless.
-func (r *Relay) resendCurrent(ctx context.Context, b *batch, w *keyWork, sc trace.SpanContext, last *kgo.Record) error {
-	st, err := statestore.OpenOrder(ctx, r.codec, w.key, w.sp.value(w.key))
-	if err != nil {
-		return fmt.Errorf("relay: state of order %s: %w", w.key, err)
-	}
+func (r *Relay) resendCurrent(ctx context.Context, b *batch, w *keyWork, o *opened, sc trace.SpanContext, last *kgo.Record) error {
+	st := o.order
 	cur := int64(len(st.Events))
 	switch {
 	case !st.Placed:
@@ -259,10 +395,27 @@ func (r *Relay) resendCurrent(ctx context.Context, b *batch, w *keyWork, sc trac
 	}
 	snap, err := fold.Fold(st.Events)
 	if err != nil {
-		return fmt.Errorf("relay: order %s: stored events no longer fold: %w", w.key, err)
+		o.park(ReasonStateUnreadable, fmt.Errorf("the stored events no longer fold: %w", err))
+		return r.keepParked(ctx, w, o, nil, nil, false)
 	}
 	r.stats.replayed.Add(1)
-	return r.stage(ctx, b, w, st, merged{events: st.Events, snap: snap}, nil, sc, last)
+	if size, err := r.stage(ctx, b, w, st, merged{events: st.Events, snap: snap}, nil, sc, last); err != nil || size == 0 {
+		return err
+	}
+	// Only the pending mark grew, and the record no longer fits: the order stays as it is.
+	r.log.Error("replay: the order's state record would outgrow the state topic with its pending mark; nothing is resent",
+		"order_id", w.key, "state_topic", r.cfg.StateTopic)
+	r.stats.replaySkipped.Add(1)
+	return nil
+}
+
+func headerValue(hs []kgo.RecordHeader, key string) string {
+	for _, h := range hs {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }
 
 func hasEvent(evs []orderevents.Event, id string) bool {
@@ -272,19 +425,4 @@ func hasEvent(evs []orderevents.Event, id string) bool {
 		}
 	}
 	return false
-}
-
-// decode retries transient decoder failures (schema registry unreachable) until ctx ends;
-// anything else is returned for the dead-letter topic.
-func (r *Relay) decode(ctx context.Context, rec *kgo.Record) (orderevents.Event, error) {
-	for n := 0; ; n++ {
-		ev, err := r.codec.Decode(ctx, rec.Value)
-		if err == nil || !isTransient(err) {
-			return ev, err
-		}
-		r.log.Warn("decode failed transiently; retrying", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
-		if serr := wait.Sleep(ctx, r.cfg.Backoff.Delay(n, nil)); serr != nil {
-			return ev, serr
-		}
-	}
 }

@@ -30,12 +30,27 @@ const (
 	ReasonCredentials = "credentials_rejected"
 	// ReasonCircuitOpen: the partner's endpoint stayed down longer than the breaker hold.
 	ReasonCircuitOpen = "circuit_open"
+	// ReasonInternal: a bug (a panic) stopped the fold of the order's records; the order's
+	// state is unchanged.
+	ReasonInternal = "internal_error"
+	// ReasonPartitionerMismatch: a record another replica forwarded here belongs elsewhere
+	// by this replica's partitioner: the replicas disagree on kafka.partitioner.
+	ReasonPartitionerMismatch = "partitioner_mismatch"
+	// ReasonStateUnreadable: the order's stored state cannot be read; the order is parked.
+	ReasonStateUnreadable = "state_unreadable"
+	// ReasonOrderTooLarge: the order's state record would outgrow the state topic's
+	// max.message.bytes with these events; it keeps its last good state.
+	ReasonOrderTooLarge = "order_too_large"
+	// ReasonProduceRefused: the broker refused a record of the order again and again (not
+	// for its size); the order's records of that transaction are set aside.
+	ReasonProduceRefused = "produce_refused"
 )
 
 // Reasons lists the dead-letter reasons the relay decides itself.
 func Reasons() []string {
 	return []string{ReasonMissingKey, ReasonKeyMismatch, ReasonDecodeFailed, ReasonInvalidReplay, ReasonUnknownPartner,
-		ReasonRender, ReasonRejected, ReasonRedirect, ReasonRetriesExhausted, ReasonCredentials, ReasonCircuitOpen}
+		ReasonRender, ReasonRejected, ReasonRedirect, ReasonRetriesExhausted, ReasonCredentials, ReasonCircuitOpen,
+		ReasonInternal, ReasonPartitionerMismatch, ReasonStateUnreadable, ReasonOrderTooLarge, ReasonProduceRefused}
 }
 
 // reasonOf returns the stable reason an error carries, or def.

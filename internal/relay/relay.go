@@ -45,14 +45,24 @@ type Relay struct {
 
 	// inputPartitions is the input topic's partition count, from the last layout check.
 	inputPartitions atomic.Int32
+	// stateLimit bounds a state record (key and value), from the state topic's
+	// max.message.bytes; 0 until read (size.go).
+	stateLimit   atomic.Int64
+	produceFails produceFailures   // loop goroutine only
+	isolated     map[string]string // orders set aside, with the produce error (size.go); under mu
 
-	mu        sync.Mutex
-	parts     map[int32]*partition // owned input partitions, by number
-	paused    map[int32]bool
-	restoring int
-	joined    bool
-	lastGen   int32 // the group generation reconcile last checked (loop goroutine only)
-	fatal     error
+	mu     sync.Mutex
+	parts  map[int32]*partition // owned input partitions, by number
+	paused map[int32]bool
+	held   map[int32]*Hold // partitions waiting for a dependency (hold.go)
+	// restoreIssues describes, per partition, a restore that waits or is retried.
+	restoreIssues map[int32]string
+	restores      map[int32]*restoreTask // restores in progress, by partition
+	restoreSlots  chan struct{}          // bounds the restores that read at once
+	restoring     int
+	joined        bool
+	lastGen       int32 // the group generation reconcile last checked (loop goroutine only)
+	fatal         error
 }
 
 // New returns a Relay. kafkaOpts carry the connection (seed brokers, TLS, SASL, client
@@ -67,6 +77,7 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 	r := &Relay{
 		cfg: cfg, kafka: kafkaOpts, codec: codec, snd: snd, log: cfg.Logger,
 		part: keys.MustNew(cfg.Partitioner), parts: map[int32]*partition{}, paused: map[int32]bool{},
+		held: map[int32]*Hold{}, restoreIssues: map[int32]string{}, restores: map[int32]*restoreTask{}, restoreSlots: make(chan struct{}, 4), isolated: map[string]string{},
 		breakers: map[string]*breaker{}, metrics: newInstruments(),
 	}
 	r.partners = r.cfg.partnersView()
@@ -200,13 +211,14 @@ func (r *Relay) checkLayout(ctx context.Context) error {
 		return fmt.Errorf("relay: %w", err)
 	}
 	r.inputPartitions.Store(n)
-	return nil
+	return r.loadLimits(cctx)
 }
 
 // cycle runs one transaction: poll and fold for up to CommitInterval, add the delivery
 // outcomes, commit, then hand the committed snapshots to delivery.
 func (r *Relay) cycle(ctx context.Context) error {
 	r.reconcile(ctx)
+	r.feedResends()
 	if err := r.sess.Begin(); err != nil {
 		return fmt.Errorf("relay: begin transaction: %w", err)
 	}
@@ -224,13 +236,20 @@ func (r *Relay) cycle(ctx context.Context) error {
 				r.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
 		})
-		if err := r.process(ctx, fs, b); err != nil {
+		holds, err := r.process(ctx, fs, b)
+		if err != nil {
 			if errors.Is(err, errNotOwned) {
 				r.log.Warn("transaction aborted", "err", err)
 				return r.end(ctx, b, kgo.TryAbort)
 			}
 			r.abort(b)
 			return err
+		}
+		if len(holds) > 0 {
+			// Abort, so the held partitions rewind to their last commit with nothing half
+			// done; the others redo this transaction's work in the next one.
+			r.hold(holds) //nolint:contextcheck // a hold's probe lives as long as its partition (p.ctx), not this cycle
+			return r.end(ctx, b, kgo.TryAbort)
 		}
 	}
 	r.takeOutcomes(b)
@@ -263,7 +282,9 @@ func (r *Relay) backpressure() {
 	case pending <= int64(r.cfg.MaxPending)/2 && len(r.paused) > 0:
 		var ps []int32
 		for id := range r.paused {
-			ps = append(ps, id)
+			if r.held[id] == nil {
+				ps = append(ps, id)
+			}
 		}
 		clear(r.paused)
 		r.cl.ResumeFetchPartitions(map[string][]int32{r.cfg.InputTopic: ps})

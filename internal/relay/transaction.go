@@ -17,6 +17,7 @@ import (
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
 	"github.com/ucprelay/ucprelay/internal/statestore"
+	"github.com/ucprelay/ucprelay/internal/wait"
 	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
 
@@ -29,6 +30,30 @@ type batch struct {
 	consumed    int
 }
 
+// snapshot returns what the batch staged for an order so far, for restore.
+func (sp *stagedPart) snapshot(key string) (value []byte, staged bool, job *Job) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	value, staged = sp.values[key]
+	return value, staged, sp.jobs[key]
+}
+
+// restore puts back what snapshot returned, undoing an order's half-done fold.
+func (sp *stagedPart) restore(key string, value []byte, staged bool, job *Job) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if staged {
+		sp.values[key] = value
+	} else {
+		delete(sp.values, key)
+	}
+	if job != nil {
+		sp.jobs[key] = job
+	} else {
+		delete(sp.jobs, key)
+	}
+}
+
 // stagedPart is what a transaction changes in one partition.
 type stagedPart struct {
 	mu       sync.Mutex // guards values and jobs while orders fold concurrently
@@ -36,6 +61,32 @@ type stagedPart struct {
 	values   map[string][]byte // new state record values (nil: tombstone)
 	jobs     map[string]*Job   // the newest snapshot per order, sent after commit
 	outcomes map[string]Outcome
+	parked   map[string]string // orders parked (reason) or no longer parked ("")
+	schema   bool              // the transaction writes the partition's schema record
+	// freshParked are the reasons of the orders parked by this transaction; dropped
+	// counts the orders it drops. Counted once committed.
+	freshParked []string
+	dropped     int
+}
+
+// stage sets an order's new state value and, when job is not nil, its snapshot job.
+func (sp *stagedPart) stage(key string, v []byte, job *Job) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.values[key] = v
+	if job != nil {
+		sp.jobs[key] = job
+	}
+}
+
+// markParked records that the order is parked for reason, or no longer ("").
+func (sp *stagedPart) markParked(key, reason string) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.parked == nil {
+		sp.parked = map[string]string{}
+	}
+	sp.parked[key] = reason
 }
 
 func newBatch() *batch { return &batch{parts: map[int32]*stagedPart{}} }
@@ -98,7 +149,9 @@ func (sp *stagedPart) value(key string) []byte {
 // stage writes the order's new state record into the batch and, when the order is
 // placed, the snapshot job that goes out after commit, with its envelope marked pending.
 // fresh holds the received bytes of new events that are already in the stored form.
-func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *statestore.Order, m merged, fresh map[string][]byte, sc trace.SpanContext, last *kgo.Record) error {
+// When the record would outgrow the state topic's record size nothing is staged and
+// stage returns the record's size (the caller decides which events to leave out).
+func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *statestore.Order, m merged, fresh map[string][]byte, sc trace.SpanContext, last *kgo.Record) (tooBig int, err error) {
 	rec := st.Record
 	known := make(map[string][]byte, len(st.Events)+len(fresh))
 	for i, ev := range st.Events {
@@ -113,19 +166,22 @@ func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *statestore.
 		if !ok {
 			var err error
 			if raw, err = r.codec.EncodeSingleObject(ev); err != nil {
-				return fmt.Errorf("relay: order %s: encode event %s for the state topic: %w", w.key, ev.ID, err)
+				return 0, fmt.Errorf("relay: order %s: encode event %s for the state topic: %w", w.key, ev.ID, err)
 			}
 		}
 		events = append(events, raw)
 	}
 	rec.Events = events
 	rec.Version = int64(len(events))
-	var job *Job
+	var (
+		job        *Job
+		renderDead []deadletter.Record // added only when the record is staged
+	)
 	if m.snap != nil {
 		rec.Partner = st.PartnerOf(m.snap, r.partners)
-		s, err := st.Render(m.snap, statestore.NextEnvelope, r.partners)
+		s, err := st.Render(m.snap, statestore.NextEnvelope, r.partners, time.Now())
 		if err != nil {
-			b.deadLetter(r.dlq, deadletter.Record{
+			renderDead = append(renderDead, deadletter.Record{
 				OrderID: w.key, Stage: deadletter.StageFold, Reason: reasonOf(err, ReasonRender), Partner: rec.Partner, Error: err.Error(),
 				SourceTopic: last.Topic, SourcePartition: last.Partition, SourceOffset: last.Offset,
 				Value: deadletter.EncodeReference(deadletter.Reference{OrderID: w.key, Partner: rec.Partner, SnapshotVersion: m.snap.Version}),
@@ -139,13 +195,12 @@ func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *statestore.
 		}
 	}
 	v := rec.Marshal()
-	w.sp.mu.Lock()
-	defer w.sp.mu.Unlock()
-	w.sp.values[w.key] = v
-	if job != nil {
-		w.sp.jobs[w.key] = job
+	if !r.fitsState(w.key, v) {
+		return len(v), nil
 	}
-	return nil
+	w.dead = append(w.dead, renderDead...)
+	w.sp.stage(w.key, v, job)
+	return 0, nil
 }
 
 // job is the delivery of a rendered snapshot: its body with the Webhook-Id and
@@ -179,6 +234,21 @@ func (b *batch) records(stateTopic string) []*kgo.Record {
 	return append(out, b.other...)
 }
 
+// schemaRecords are the schema records of the partitions this batch writes state to for
+// the first time since they were restored without this relay's schema: written in the
+// same transaction as the first events stored with it, so that every relay reading the
+// partition, an older one after a rollback included, decodes them.
+func (r *Relay) schemaRecords(b *batch) []*kgo.Record {
+	var out []*kgo.Record
+	for id, sp := range b.parts {
+		if !sp.p.schemaStored && len(sp.values) > 0 {
+			out = append(out, statestore.SchemaRecord(r.cfg.StateTopic, id, r.codec.Fingerprint(), r.codec.Schema()))
+			sp.schema = true
+		}
+	}
+	return out
+}
+
 // commit produces the batch's records and ends the transaction. On commit the batch is
 // applied; on abort the delivery outcomes go back to be written by the next transaction,
 // and the session rewinds the input to the last committed offsets.
@@ -187,14 +257,18 @@ func (r *Relay) commit(ctx context.Context, b *batch) error {
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	var (
-		pmu  sync.Mutex
-		perr error
+		pmu     sync.Mutex
+		perr    error
+		refused []refusal
 	)
-	for _, rec := range b.records(r.cfg.StateTopic) {
+	for _, rec := range append(b.records(r.cfg.StateTopic), r.schemaRecords(b)...) {
 		r.sess.Produce(ectx, rec, func(rec *kgo.Record, err error) {
 			if err != nil {
 				pmu.Lock()
 				perr = cmpErr(perr, fmt.Errorf("produce to %s: %w", rec.Topic, err))
+				if recordRefused(err) && len(rec.Key) > 0 && rec.Key[0] != 0 {
+					refused = append(refused, refusal{key: string(rec.Key), err: err})
+				}
 				pmu.Unlock()
 			}
 		})
@@ -213,6 +287,11 @@ func (r *Relay) commit(ctx context.Context, b *batch) error {
 		// state records over the new owner's. Without a recent heartbeat, it waits.
 		try = kgo.TryAbort
 	}
+	if perr != nil {
+		// Back off before the next transaction, outside this one, and set aside the
+		// orders the broker keeps refusing (size.go).
+		defer func() { _ = wait.Sleep(ctx, r.afterProduceAbort(refused)) }()
+	}
 	committed, err := r.sess.End(ectx, try)
 	if err != nil || !committed {
 		r.abort(b)
@@ -226,6 +305,12 @@ func (r *Relay) commit(ctx context.Context, b *batch) error {
 	}
 	if !b.empty() {
 		r.stats.transactions.Add(1)
+	}
+	if perr == nil {
+		r.produceFails = produceFailures{}
+		r.mu.Lock()
+		clear(r.isolated)
+		r.mu.Unlock()
 	}
 	r.apply(ectx, b)
 	r.backpressure()
@@ -273,11 +358,31 @@ func (r *Relay) apply(ctx context.Context, b *batch) {
 				p.orders[key] = v
 			}
 		}
+		if sp.schema {
+			p.schemaStored = true
+		}
+		for _, reason := range sp.freshParked {
+			r.stats.parked.Add(1)
+			r.metrics.add(ctx, r.metrics.parked, 1, reasonAttr(reason))
+		}
+		r.stats.dropped.Add(int64(sp.dropped))
+		r.metrics.add(ctx, r.metrics.dropped, int64(sp.dropped))
+		for key, reason := range sp.parked {
+			if reason == "" {
+				delete(p.parked, key)
+			} else {
+				p.parked[key] = reason
+			}
+		}
 		for _, j := range sp.jobs {
 			r.submit(p, *j)
 		}
 	}
 	for _, d := range b.deadLetters {
+		if d.Reason == ReasonInternal {
+			r.stats.internalErrors.Add(1)
+			r.metrics.add(ctx, r.metrics.internalErrors, 1)
+		}
 		r.stats.deadLettered.Add(1)
 		r.metrics.add(ctx, r.metrics.deadLettered, 1, attribute.String("stage", string(d.Stage)), attribute.String("reason", d.Reason))
 		r.log.Warn("dead-lettered", "order_id", d.OrderID, "stage", d.Stage, "reason", d.Reason,

@@ -32,6 +32,22 @@ type Inspection struct {
 	// Held says why there is no snapshot: the order's placement has not arrived.
 	Held   string  `json:"held,omitempty"`
 	Layout *Layout `json:"layout,omitempty"`
+	// Parked describes an order parked because its stored state could not be read.
+	Parked *ParkedInfo `json:"parked,omitempty"`
+	// Unreadable is why the order's stored state cannot be read now (then Events and
+	// Snapshot are absent).
+	Unreadable string `json:"unreadable,omitempty"`
+}
+
+// ParkedInfo is a parked order as inspection shows it.
+type ParkedInfo struct {
+	Reason string    `json:"reason"`
+	Error  string    `json:"error"`
+	Since  time.Time `json:"since"`
+	// OriginalBytes is the size of the stored record kept as it was.
+	OriginalBytes int `json:"original_bytes"`
+	// HeldEvents are the ids of the events that arrived since, held with the order.
+	HeldEvents []string `json:"held_events"`
 }
 
 // Mark is a delivery mark as inspection shows it.
@@ -82,24 +98,49 @@ func Inspect(ctx context.Context, kafkaOpts []kgo.Opt, topic string, part *keys.
 	if !ok {
 		return nil, fmt.Errorf("%w: order %q in %s/%d", ErrNoState, orderID, topic, id)
 	}
+	if l, ok := dec.(interface{ Learn(string) (uint64, error) }); ok {
+		for _, s := range st.Schemas {
+			_, _ = l.Learn(s) // one that does not parse leaves its events unreadable, shown below
+		}
+	}
+	in := &Inspection{OrderID: orderID, Topic: topic, Partition: id, Layout: st.Layout}
+	if IsParked(v) {
+		pk, err := UnmarshalParked(orderID, v)
+		if err != nil {
+			return in.unreadable(err), nil
+		}
+		in.Parked = &ParkedInfo{Reason: pk.Reason, Error: pk.Error, Since: pk.Since, OriginalBytes: len(pk.Original), HeldEvents: []string{}}
+		for _, h := range pk.Held {
+			in.Parked.HeldEvents = append(in.Parked.HeldEvents, h.ID)
+		}
+		v = pk.Original
+	}
 	o, err := OpenOrder(ctx, dec, orderID, v)
 	if err != nil {
-		return nil, err
+		return in.unreadable(err), nil
 	}
 	rec := o.Record
-	in := &Inspection{OrderID: orderID, Topic: topic, Partition: id, Partner: rec.Partner, Version: rec.Version,
-		Acked: markOf(rec.Acked), Pending: markOf(rec.Pending), Layout: st.Layout}
+	in.Partner, in.Version, in.Acked, in.Pending = rec.Partner, rec.Version, markOf(rec.Acked), markOf(rec.Pending)
 	for _, ev := range o.Events {
 		in.Events = append(in.Events, InspectedEvent{ID: ev.ID, Kind: ev.Payload.Kind(), OccurredAt: ev.OccurredAt})
 	}
-	s, err := o.Render(nil, LastEnvelope, p)
+	s, err := o.Render(nil, LastEnvelope, p, time.Now())
 	switch {
 	case errors.Is(err, fold.ErrNotPlaced):
 		in.Held = "the order's placement has not arrived: its events wait"
+	case err != nil && errors.As(err, new(*fold.Error)):
+		in.Unreadable = err.Error() // the stored events no longer fold
 	case err != nil:
 		return nil, fmt.Errorf("statestore: inspect order %s: %w", orderID, err)
 	default:
 		in.Snapshot = s.Body
 	}
 	return in, nil
+}
+
+// unreadable records why the order's state cannot be read: an answer of the inspection,
+// not an error of it.
+func (in *Inspection) unreadable(err error) *Inspection {
+	in.Unreadable = err.Error()
+	return in
 }

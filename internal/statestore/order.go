@@ -111,8 +111,10 @@ type Snapshot struct {
 
 // Render derives what the partner gets from the order: the snapshot (snap, or the fold
 // of the stored events when snap is nil), its envelope by rule, and the body rendered in
-// the partner's version. A stored order without its placement returns fold.ErrNotPlaced.
-func (o *Order) Render(snap *fold.Snapshot, rule EnvelopeRule, p Partners) (*Snapshot, error) {
+// the partner's version. now is the time a new envelope is stamped at (its stamp is never
+// later, unless the order's last stamp already is). A stored order without its placement
+// returns fold.ErrNotPlaced.
+func (o *Order) Render(snap *fold.Snapshot, rule EnvelopeRule, p Partners, now time.Time) (*Snapshot, error) {
 	if snap == nil {
 		var err error
 		if snap, err = fold.Fold(o.Events); err != nil {
@@ -130,7 +132,7 @@ func (o *Order) Render(snap *fold.Snapshot, rule EnvelopeRule, p Partners) (*Sna
 		}
 		s.Envelope = fold.Envelope{WebhookID: d.WebhookID, Stamp: d.Stamp}
 	default:
-		s.Envelope = fold.NextEnvelope(snap, rec.LastStamp())
+		s.Envelope = fold.NextEnvelope(snap, rec.LastStamp(), now)
 	}
 	v, err := p.Version(s.Partner)
 	if err != nil {

@@ -18,7 +18,9 @@ import (
 	"time"
 )
 
-// formatV1 is the first byte of every state record value.
+// formatV1 is the first byte of every order's state record value: the record format is
+// versioned. A newer format takes the next number; a relay that meets a format above its
+// own parks the order (ErrNewerFormat) instead of reading it wrong (park.go).
 const formatV1 = 0x01
 
 // ErrCorrupt means a state record value cannot be parsed.
@@ -167,8 +169,15 @@ func (r *reader) delivery() Delivery {
 }
 
 func (r *reader) header() Header {
-	if len(r.b) == 0 || r.b[0] != formatV1 {
-		r.err = fmt.Errorf("%w: unknown format", ErrCorrupt)
+	switch {
+	case len(r.b) == 0:
+		r.err = fmt.Errorf("%w: empty", ErrCorrupt)
+		return Header{}
+	case r.b[0] > formatV1 && r.b[0] < formatParked:
+		r.err = fmt.Errorf("%w (format %d; this one reads format %d)", ErrNewerFormat, r.b[0], formatV1)
+		return Header{}
+	case r.b[0] != formatV1:
+		r.err = fmt.Errorf("%w: unknown format %#02x", ErrCorrupt, r.b[0])
 		return Header{}
 	}
 	r.b = r.b[1:]

@@ -2,6 +2,7 @@ package statestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -19,6 +20,13 @@ type Partition struct {
 	Orders map[string][]byte
 	// Pending lists the orders whose record marks a snapshot not yet acknowledged.
 	Pending []string
+	// Parked lists the orders parked because their state could not be read (park.go).
+	Parked []string
+	// Unreadable holds the orders whose record's header does not parse, with the error:
+	// corrupt, or written in a newer format. They are kept in Orders as they are.
+	Unreadable map[string]error
+	// Schemas are the writer schemas relays recorded in the partition (schema.go).
+	Schemas []string
 	// Layout is the partition's layout record; nil when it has none.
 	Layout *Layout
 	// EndOffset is the last stable offset restore read up to.
@@ -40,7 +48,7 @@ type Progress func(next, end int64)
 // committed, and a crashed owner's transaction stays open until it times out); reading
 // only to the stable offset before then would miss state that is about to become
 // visible, while the input offsets that transaction committed already skip its events.
-func stableEnd(ctx context.Context, adm *kadm.Client, topic string, partition int32, waiting Progress) (int64, error) {
+func stableEnd(ctx context.Context, adm *kadm.Client, topic string, partition int32, bound time.Duration, waiting Progress) (int64, error) {
 	lookup := func(list func(context.Context, ...string) (kadm.ListedOffsets, error), what string) (int64, error) {
 		offs, err := list(ctx, topic)
 		if err != nil {
@@ -59,6 +67,7 @@ func stableEnd(ctx context.Context, adm *kadm.Client, topic string, partition in
 	if err != nil {
 		return 0, err
 	}
+	started := time.Now()
 	for {
 		lso, err := lookup(adm.ListCommittedOffsets, "stable")
 		if err != nil {
@@ -70,25 +79,42 @@ func stableEnd(ctx context.Context, adm *kadm.Client, topic string, partition in
 		if waiting != nil {
 			waiting(lso, hwm)
 		}
+		if bound > 0 && time.Since(started) > bound {
+			return 0, fmt.Errorf("%w: %s/%d: stable offset %d, end %d after %s (a producer's transaction is open on the state topic: a crashed relay's ends by its transaction timeout; a hanging one needs `kafka-transactions.sh abort`)",
+				ErrUnstable, topic, partition, lso, hwm, bound)
+		}
 		if err := wait.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return 0, fmt.Errorf("statestore: %s/%d: waiting for an open transaction to end (stable %d, end %d): %w", topic, partition, lso, hwm, err)
 		}
 	}
 }
 
+// ErrUnstable means a state partition's stable offset did not reach its end in time: a
+// transaction stays open on it.
+var ErrUnstable = errors.New("statestore: an open transaction keeps the state partition from its end")
+
 // Restore reads a state partition from its start to its last stable offset with
 // read_committed isolation and returns each order's latest record. A tombstone (nil
-// value) deletes an order. kafkaOpts carry the connection; progress may be nil.
+// value) deletes an order. kafkaOpts carry the connection; progress may be nil. It waits
+// as long as ctx allows for an open transaction to end; see [RestoreBounded].
 func Restore(ctx context.Context, kafkaOpts []kgo.Opt, topic string, partition int32, progress Progress) (*Partition, error) {
+	return RestoreBounded(ctx, kafkaOpts, topic, partition, 0, progress)
+}
+
+// RestoreBounded is [Restore] that waits at most stableWait (0: no bound) for an open
+// transaction on the partition to end before it reads, and then fails with [ErrUnstable].
+// An order whose record does not parse is kept as it is and listed in Unreadable: one
+// unreadable order never fails the partition.
+func RestoreBounded(ctx context.Context, kafkaOpts []kgo.Opt, topic string, partition int32, stableWait time.Duration, progress Progress) (*Partition, error) {
 	start := time.Now()
-	p := &Partition{Topic: topic, Partition: partition, Orders: map[string][]byte{}}
+	p := &Partition{Topic: topic, Partition: partition, Orders: map[string][]byte{}, Unreadable: map[string]error{}}
 	admCl, err := kgo.NewClient(kafkaOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("statestore: client: %w", err)
 	}
 	defer admCl.Close()
 	adm := kadm.NewClient(admCl)
-	if p.EndOffset, err = stableEnd(ctx, adm, topic, partition, progress); err != nil {
+	if p.EndOffset, err = stableEnd(ctx, adm, topic, partition, stableWait, progress); err != nil {
 		return nil, err
 	}
 	begins, err := adm.ListStartOffsets(ctx, topic)
@@ -115,6 +141,7 @@ func Restore(ctx context.Context, kafkaOpts []kgo.Opt, topic string, partition i
 	defer cl.Close()
 	next := int64(0)
 	var layouts [][]byte
+	schemas := map[string]string{}
 	for next < p.EndOffset {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -136,6 +163,12 @@ func Restore(ctx context.Context, kafkaOpts []kgo.Opt, topic string, partition i
 				layouts = append(layouts[:0], append([]byte(nil), r.Value...))
 				return
 			}
+			if isSystemKey(r.Key) {
+				if r.Value != nil {
+					schemas[string(r.Key)] = string(r.Value)
+				}
+				return // a schema record, or one of a newer ucprelay: never an order
+			}
 			if r.Value == nil {
 				delete(p.Orders, string(r.Key))
 				return
@@ -153,10 +186,20 @@ func Restore(ctx context.Context, kafkaOpts []kgo.Opt, topic string, partition i
 		}
 		p.Layout = &l
 	}
+	for k, s := range schemas {
+		if isSchemaKey(k) {
+			p.Schemas = append(p.Schemas, s)
+		}
+	}
 	for id, v := range p.Orders {
+		if IsParked(v) {
+			p.Parked = append(p.Parked, id)
+			continue
+		}
 		h, err := ParseHeader(v)
 		if err != nil {
-			return nil, fmt.Errorf("statestore: %s/%d order %s: %w", topic, partition, id, err)
+			p.Unreadable[id] = fmt.Errorf("statestore: %s/%d order %s: %w", topic, partition, id, err)
+			continue
 		}
 		if !h.Pending.IsZero() && h.Pending.Version > h.Acked.Version {
 			p.Pending = append(p.Pending, id)

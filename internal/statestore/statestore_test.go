@@ -36,7 +36,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	if err != nil || h.Version != 3 || h.Pending.WebhookID != "ship_1" || h.Partner != "google" {
 		t.Fatalf("header %+v %v", h, err)
 	}
-	for _, bad := range [][]byte{nil, {0x02}, b[:len(b)-1], append(append([]byte{}, b...), 0)} {
+	for _, bad := range [][]byte{nil, {0x7f}, b[:len(b)-1], append(append([]byte{}, b...), 0)} {
 		if _, err := statestore.Unmarshal("o1", bad); !errors.Is(err, statestore.ErrCorrupt) {
 			t.Errorf("corrupt %x: %v", bad, err)
 		}
@@ -110,17 +110,37 @@ func testRestore(t *testing.T, seeds []string) {
 	commit(false, first...)
 	commit(false, rec("o001", 2, true), rec("o002", 2, false), &kgo.Record{Key: []byte("o003"), Partition: 1})
 	commit(true, rec("o004", 9, true), &kgo.Record{Key: []byte("o005"), Partition: 1}) // aborted: invisible
+	// One unreadable order never fails the partition: a corrupt record, one of a newer
+	// format, a parked one; system records (schemas, unknown ones) are never orders.
+	parked := (&statestore.Parked{Reason: "state_unreadable", Error: "x", Since: time.UnixMilli(1789480992123).UTC(),
+		Original: []byte{0x7e}, Held: []statestore.HeldEvent{{ID: "e1", Value: []byte("v1")}}}).Marshal()
+	commit(false,
+		&kgo.Record{Key: []byte("x006"), Value: []byte{0x7e, 1, 2}, Partition: 1},
+		&kgo.Record{Key: []byte("x007"), Value: []byte{0x02, 1, 2}, Partition: 1},
+		&kgo.Record{Key: []byte("x008"), Value: parked, Partition: 1},
+		statestore.SchemaRecord(topic, 1, 42, `{"type":"string"}`),
+		&kgo.Record{Key: []byte("\x00ucprelay.future"), Value: []byte("?"), Partition: 1})
+	const extra = 3 // orders x006..x008
 
 	var progressed int64
 	p, err := statestore.Restore(ctx, []kgo.Opt{kgo.SeedBrokers(seeds...)}, topic, 1, func(next, end int64) { progressed = next })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Orders) != orders-1 || p.Records != orders+3 || progressed < p.EndOffset {
+	if len(p.Orders) != orders-1+extra || p.Records != orders+3+5 || progressed < p.EndOffset {
 		t.Fatalf("restored %d orders from %d records (progress %d of %d)", len(p.Orders), p.Records, progressed, p.EndOffset)
 	}
 	if _, ok := p.Orders["o003"]; ok {
 		t.Fatal("tombstoned order restored")
+	}
+	if !errors.Is(p.Unreadable["x006"], statestore.ErrCorrupt) || !errors.Is(p.Unreadable["x007"], statestore.ErrNewerFormat) || len(p.Unreadable) != 2 {
+		t.Fatalf("unreadable %v", p.Unreadable)
+	}
+	if !reflect.DeepEqual(p.Parked, []string{"x008"}) || !reflect.DeepEqual(p.Schemas, []string{`{"type":"string"}`}) {
+		t.Fatalf("parked %v, schemas %v", p.Parked, p.Schemas)
+	}
+	if pk, err := statestore.UnmarshalParked("x008", p.Orders["x008"]); err != nil || !reflect.DeepEqual(pk.Marshal(), parked) || !pk.Holds("e1") || pk.Since.UnixMilli() != 1789480992123 {
+		t.Fatalf("parked record: %+v %v", pk, err)
 	}
 	for id, want := range map[string]int64{"o001": 2, "o002": 2, "o004": 1, "o005": 1} {
 		h, err := statestore.ParseHeader(p.Orders[id])
@@ -135,6 +155,37 @@ func testRestore(t *testing.T, seeds []string) {
 	empty, err := statestore.Restore(ctx, []kgo.Opt{kgo.SeedBrokers(seeds...)}, topic, 0, nil)
 	if err != nil || len(empty.Orders) != 0 {
 		t.Fatalf("empty partition: %+v %v", empty, err)
+	}
+
+	// A transaction left open keeps the partition from its end: a bounded restore says so.
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.ProduceSync(ctx, rec("o009", 1, false)).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = statestore.RestoreBounded(ctx, []kgo.Opt{kgo.SeedBrokers(seeds...)}, topic, 1, 300*time.Millisecond, nil)
+	if !errors.Is(err, statestore.ErrUnstable) || time.Since(start) > 20*time.Second {
+		t.Fatalf("restore with an open transaction: %v after %s", err, time.Since(start))
+	}
+	if err := txn.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Format bytes between this version's and the parked record's are a newer ucprelay's.
+func TestRecordFormats(t *testing.T) {
+	for v, want := range map[byte]error{0x02: statestore.ErrNewerFormat, 0x4f: statestore.ErrNewerFormat, 0x00: statestore.ErrCorrupt, 0x99: statestore.ErrCorrupt} {
+		if _, err := statestore.ParseHeader([]byte{v, 0, 0}); !errors.Is(err, want) {
+			t.Errorf("format %#x: %v, want %v", v, err, want)
+		}
+	}
+	if _, err := statestore.UnmarshalParked("o", []byte{0x50, 5}); !errors.Is(err, statestore.ErrCorrupt) {
+		t.Errorf("truncated parked record: %v", err)
+	}
+	if statestore.IsParked((&statestore.Record{OrderID: "o"}).Marshal()) {
+		t.Error("an order record reads as parked")
 	}
 }
 

@@ -207,10 +207,17 @@ type Envelope struct {
 }
 
 // NextEnvelope returns the envelope of a new send of s after a send stamped prev (zero
-// for the first): the stamp is max(newest occurred time, prev + 1 s), truncated to whole
-// seconds, so it strictly increases per order even when events arrive late (P2).
-func NextEnvelope(s *Snapshot, prev time.Time) Envelope {
-	stamp := s.Newest.UTC().Truncate(time.Second)
+// for the first), at the time now (zero: not known). The stamp is the newest occurred
+// time, clipped to now when an event claims a later time (a producer's clock ahead, a
+// future-dated event), and at least prev + 1 s, truncated to whole seconds: it strictly
+// increases per order even when events arrive late (P2), and one future-dated event does
+// not push every later stamp of its order into the future with it.
+func NextEnvelope(s *Snapshot, prev, now time.Time) Envelope {
+	stamp := s.Newest.UTC()
+	if !now.IsZero() && stamp.After(now) {
+		stamp = now.UTC()
+	}
+	stamp = stamp.Truncate(time.Second)
 	if !prev.IsZero() {
 		if floor := prev.UTC().Truncate(time.Second).Add(time.Second); stamp.Before(floor) {
 			stamp = floor

@@ -101,7 +101,7 @@ func TestPlacedValidInEveryVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := fold.NextEnvelope(s, time.Time{})
+	env := fold.NextEnvelope(s, time.Time{}, time.Time{})
 	for _, v := range ucp.Supported() {
 		val, err := ucpschema.New(string(v))
 		if err != nil {
@@ -170,17 +170,43 @@ func TestFoldErrors(t *testing.T) {
 func TestStampStrictlyIncreases(t *testing.T) {
 	t.Parallel()
 	s := &fold.Snapshot{Newest: time.Date(2026, 9, 15, 14, 3, 12, 500e6, time.UTC), WebhookID: "w"}
-	first := fold.NextEnvelope(s, time.Time{})
+	first := fold.NextEnvelope(s, time.Time{}, time.Time{})
 	if want := time.Date(2026, 9, 15, 14, 3, 12, 0, time.UTC); !first.Stamp.Equal(want) {
 		t.Fatalf("first stamp %s, want %s", first.Stamp, want)
 	}
 	// A late event (older occurred time) still gets a newer stamp.
-	again := fold.NextEnvelope(s, first.Stamp)
+	again := fold.NextEnvelope(s, first.Stamp, time.Time{})
 	if !again.Stamp.After(first.Stamp) || again.Stamp.Sub(first.Stamp) != time.Second {
 		t.Fatalf("second stamp %s after %s", again.Stamp, first.Stamp)
 	}
 	later := &fold.Snapshot{Newest: first.Stamp.Add(time.Hour)}
-	if got := fold.NextEnvelope(later, again.Stamp); !got.Stamp.Equal(later.Newest) {
+	if got := fold.NextEnvelope(later, again.Stamp, time.Time{}); !got.Stamp.Equal(later.Newest) {
 		t.Fatalf("newer event: stamp %s, want %s", got.Stamp, later.Newest)
+	}
+}
+
+// A future-dated event (a producer's clock ahead) is stamped at the clock, and the
+// stamps after it stay near the clock instead of following it into the future.
+func TestStampClippedToNow(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 9, 15, 14, 3, 12, 700e6, time.UTC)
+	future := &fold.Snapshot{Newest: now.Add(4 * 365 * 24 * time.Hour)}
+	first := fold.NextEnvelope(future, time.Time{}, now)
+	if want := now.Truncate(time.Second); !first.Stamp.Equal(want) {
+		t.Fatalf("future event stamped %s, want the clock %s", first.Stamp, want)
+	}
+	next := fold.NextEnvelope(future, first.Stamp, now.Add(time.Minute))
+	if want := now.Add(time.Minute).Truncate(time.Second); !next.Stamp.Equal(want) {
+		t.Fatalf("next stamp %s, want %s", next.Stamp, want)
+	}
+	// Within one second the stamp still increases, ahead of the clock by the sends made.
+	third := fold.NextEnvelope(future, next.Stamp, now.Add(time.Minute))
+	if !third.Stamp.Equal(next.Stamp.Add(time.Second)) {
+		t.Fatalf("third stamp %s after %s", third.Stamp, next.Stamp)
+	}
+	// An event in the past is stamped at its own time, as before.
+	past := &fold.Snapshot{Newest: now.Add(-time.Hour)}
+	if got := fold.NextEnvelope(past, time.Time{}, now); !got.Stamp.Equal(past.Newest.Truncate(time.Second)) {
+		t.Fatalf("past event stamped %s", got.Stamp)
 	}
 }

@@ -125,7 +125,7 @@ func TestGoldenExamples(t *testing.T) {
 			if err := val.Validate(body); err != nil {
 				t.Fatal(err)
 			}
-			env := fold.NextEnvelope(s, time.Time{})
+			env := fold.NextEnvelope(s, time.Time{}, time.Time{})
 			if env.WebhookID != g.webhookID || !env.Stamp.Equal(at(g.stamp)) {
 				t.Fatalf("envelope %s %s, want %s %s", env.WebhookID, env.Stamp.Format(time.RFC3339), g.webhookID, g.stamp)
 			}

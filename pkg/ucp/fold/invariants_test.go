@@ -125,7 +125,7 @@ func TestGolden20260111(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, err := ucp.Marshal(s.Order, ucp.V20260111, fold.NextEnvelope(s, time.Time{}).Body())
+		body, err := ucp.Marshal(s.Order, ucp.V20260111, fold.NextEnvelope(s, time.Time{}, time.Time{}).Body())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,7 +200,7 @@ func TestLifecycleValidInEveryVersion(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Order.Messages = []ucp.Message{{Type: "info", Content: "Gift note added"}, {Type: "warning", Code: "delayed_fulfillment", Content: "Backordered item"}}
-		env := fold.NextEnvelope(s, time.Time{})
+		env := fold.NextEnvelope(s, time.Time{}, time.Time{})
 		for _, v := range ucp.Supported() {
 			val, err := ucpschema.New(string(v))
 			if err != nil {
