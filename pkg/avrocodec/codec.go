@@ -36,11 +36,13 @@ type Registry interface {
 // Codec decodes and encodes order events. Safe for concurrent use.
 type Codec struct {
 	reg    Registry
-	own    *goavro.Codec // the current schema of package avro
+	own    *goavro.Codec // the schema events are stored with: the newest of history
 	byFP   map[uint64]*goavro.Codec
 	mu     sync.RWMutex
 	byID   map[int]*goavro.Codec
 	regIDs map[string]int // subject → id of our schema
+	// history are the versions of avro.OrderEvent this codec knows; own is the last.
+	history []avro.Version
 }
 
 // Option configures a Codec.
@@ -53,8 +55,8 @@ func WithRegistry(reg Registry) Option {
 }
 
 // WithKnownSchemas adds writer schemas recognised by fingerprint in single-object
-// encoding, e.g. older versions of avro.OrderEvent still in use by producers. Default:
-// only the current avro.OrderEvent.
+// encoding besides the shipped versions of avro.OrderEvent, e.g. a producer's own
+// compatible variant. Default: the shipped versions only.
 func WithKnownSchemas(schemas ...string) Option {
 	return func(c *Codec) error {
 		for _, s := range schemas {
@@ -83,17 +85,37 @@ func init() {
 	goavro.MaxBlockSize = maxBlockSize
 }
 
-// New returns a Codec.
-func New(opts ...Option) (*Codec, error) {
-	own, err := goavro.NewCodec(avro.OrderEvent)
-	if err != nil {
-		return nil, fmt.Errorf("avrocodec: embedded schema: %w", err)
+// AsVersion makes the codec the one of the relay that shipped version n of
+// avro.OrderEvent (avro.History): it stores events with that version and knows only the
+// versions up to it, as that relay did. For tests of rolling updates and rollbacks.
+// Default: the current version, knowing every version before it.
+func AsVersion(n int) Option {
+	return func(c *Codec) error {
+		h := avro.History()
+		if n < 1 || n > len(h) {
+			return fmt.Errorf("avrocodec: no version %d of the schema (1..%d)", n, len(h))
+		}
+		c.history = h[:n]
+		return nil
 	}
-	c := &Codec{own: own, byFP: map[uint64]*goavro.Codec{own.Rabin: own}, byID: map[int]*goavro.Codec{}, regIDs: map[string]int{}}
+}
+
+// New returns a Codec. It decodes single-object records written with any version of
+// avro.OrderEvent ever shipped (avro.History) and stores events with the newest.
+func New(opts ...Option) (*Codec, error) {
+	c := &Codec{byFP: map[uint64]*goavro.Codec{}, byID: map[int]*goavro.Codec{}, regIDs: map[string]int{}, history: avro.History()}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
 		}
+	}
+	for _, v := range c.history {
+		wc, err := goavro.NewCodec(v.Schema)
+		if err != nil {
+			return nil, fmt.Errorf("avrocodec: embedded schema %s: %w", v.File, err)
+		}
+		c.byFP[wc.Rabin] = wc
+		c.own = wc
 	}
 	return c, nil
 }
@@ -250,7 +272,7 @@ func (c *Codec) Register(ctx context.Context, subject string) (int, error) {
 	if c.reg == nil {
 		return 0, errors.New("avrocodec: no schema registry configured")
 	}
-	id, err := c.reg.RegisterSchema(ctx, subject, sr.Schema{Schema: avro.OrderEvent, Type: sr.TypeAvro}, -1, -1)
+	id, err := c.reg.RegisterSchema(ctx, subject, sr.Schema{Schema: c.history[len(c.history)-1].Schema, Type: sr.TypeAvro}, -1, -1)
 	if err != nil {
 		return 0, fmt.Errorf("avrocodec: register schema under %s: %w", subject, err)
 	}
