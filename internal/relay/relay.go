@@ -114,6 +114,7 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 		kgo.SessionTimeout(cfg.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, cfg.SessionTimeout/3)),
 		kgo.WithHooks(r.lease),
+		kgo.RecordPartitioner(placement{deadLetterTopic: cfg.DeadLetterTopic, part: r.part}),
 	)
 	if cfg.GroupProtocol == GroupConsumer {
 		opts = append(opts, kgo.Balancers(kgo.StickyBalancer()), kgo.ServerSideBalancer())
