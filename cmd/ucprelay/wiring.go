@@ -221,6 +221,7 @@ func (s *settings) relayConfig(log *slog.Logger) relay.Config {
 		DefaultPartner:  c.DefaultPartner,
 		MaxAttempts:     d.MaxAttempts,
 		MaxRetryTime:    d.MaxRetryTime,
+		MaxClockSkew:    d.MaxClockSkew,
 		Breaker:         relay.BreakerConfig{FailuresToTrip: d.Breaker.FailuresToTrip, OpenFor: d.Breaker.OpenFor, Hold: d.Breaker.Hold},
 		Backoff:         webhook.Backoff{Initial: d.BackoffInitial, Max: d.BackoffMax, MaxRetryAfter: d.MaxRetryAfter},
 		RelayVersion:    buildinfo.String(),
@@ -251,6 +252,7 @@ func (s *settings) effective() *config.Config {
 	c.Kafka.SessionTimeout, c.Kafka.Partitioner, c.Kafka.TransactionalID = rc.SessionTimeout, rc.Partitioner, rc.TransactionalID
 	d := &c.Delivery
 	d.MaxAttempts, d.MaxRetryTime, d.MaxPending, d.AttemptTimeout = rc.MaxAttempts, rc.MaxRetryTime, rc.MaxPending, s.snd.AttemptTimeout()
+	d.MaxClockSkew = rc.MaxClockSkew
 	d.BackoffInitial, d.BackoffMax, d.MaxRetryAfter = rc.Backoff.Initial, rc.Backoff.Max, rc.Backoff.MaxRetryAfter
 	d.Breaker = config.Breaker{FailuresToTrip: rc.Breaker.FailuresToTrip, OpenFor: rc.Breaker.OpenFor, Hold: rc.Breaker.Hold}
 	c.Partners = make(map[string]config.Partner, len(s.Partners))

@@ -184,6 +184,9 @@ type Delivery struct {
 	// MaxRetryTime bounds the time one snapshot spends on attempts and backoff before it
 	// is dead-lettered (retries_exhausted); waits on a down endpoint do not count. Unset: the relay's default.
 	MaxRetryTime time.Duration `koanf:"max_retry_time"`
+	// MaxClockSkew bounds how far a freshness stamp (Webhook-Timestamp, created_time) may
+	// run ahead of the clock; at the bound an order's next snapshot waits. Unset: the relay's default.
+	MaxClockSkew time.Duration `koanf:"max_clock_skew"`
 	// MaxPending bounds the orders waiting for delivery; above it fetching pauses. Unset: the relay's default.
 	MaxPending int `koanf:"max_pending"`
 	// Breaker configures each partner endpoint's circuit breaker.
@@ -422,7 +425,7 @@ func (c *Config) Validate() error {
 	}
 	for key, v := range map[string]time.Duration{"delivery.attempt_timeout": d.AttemptTimeout, "delivery.max_retry_time": d.MaxRetryTime,
 		"delivery.backoff_initial": d.BackoffInitial, "delivery.backoff_max": d.BackoffMax, "delivery.max_retry_after": d.MaxRetryAfter,
-		"delivery.breaker.open_for": d.Breaker.OpenFor, "delivery.breaker.hold": d.Breaker.Hold} {
+		"delivery.breaker.open_for": d.Breaker.OpenFor, "delivery.breaker.hold": d.Breaker.Hold, "delivery.max_clock_skew": d.MaxClockSkew} {
 		if v < 0 || !unsetOr(key, v > 0) {
 			bad(key, "must be a positive duration such as 10s")
 		}

@@ -75,6 +75,11 @@ type Config struct {
 	// an abandoned request late. Set it to the delivery attempt timeout. Default
 	// webhook.DefaultAttemptTimeout.
 	ResendSettle time.Duration
+	// MaxClockSkew bounds how far a freshness stamp may run ahead of the clock. A stamp
+	// strictly increases per order (P2), so an order with more than one snapshot a second
+	// gets stamps ahead of the clock; at the bound its next snapshot waits, its events
+	// stored, until the clock allows a later stamp (clock.go). Default 5m.
+	MaxClockSkew time.Duration
 	// RestoreStableTimeout bounds how long a restore waits for an open transaction on the
 	// state partition to end (a crashed owner's ends by the transaction timeout, 10s);
 	// past it the restore is reported in /readyz and retried. Default 30s.
@@ -157,6 +162,7 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.ShutdownGrace, 10*time.Second)
 	setDefault(&c.ResendSettle, webhook.DefaultAttemptTimeout)
 	setDefault(&c.RestoreStableTimeout, 30*time.Second)
+	setDefault(&c.MaxClockSkew, 5*time.Minute)
 	c.Backoff = c.Backoff.WithDefaults()
 	partners := make(map[string]Partner, len(c.Partners)) // the caller's map stays as it was
 	for id, p := range c.Partners {

@@ -207,6 +207,8 @@ type Stats struct {
 	// Holds counts partitions held for a dependency; InternalErrors bugs contained;
 	// Parked orders parked because their state cannot be read.
 	Holds, InternalErrors, Parked int64
+	// Deferred counts snapshots that waited for the clock (their stamp at MaxClockSkew).
+	Deferred int64
 }
 
 type counters struct {
@@ -218,6 +220,7 @@ type counters struct {
 	pending                                            atomic.Int64
 	paused                                             atomic.Bool
 	holds, internalErrors, parked, dropped             atomic.Int64
+	deferred                                           atomic.Int64
 }
 
 // Stats returns the relay's counters.
@@ -230,5 +233,6 @@ func (r *Relay) Stats() Stats {
 		Transactions: c.transactions.Load(), Aborted: c.aborted.Load(), CredentialFailures: c.credentialFailures.Load(),
 		Replayed: c.replayed.Load(), ReplaySkipped: c.replaySkipped.Load(), Pending: c.pending.Load(), Paused: c.paused.Load(),
 		Holds: c.holds.Load(), InternalErrors: c.internalErrors.Load(), Parked: c.parked.Load(),
+		Deferred: c.deferred.Load(),
 	}
 }

@@ -35,6 +35,10 @@ type partition struct {
 	resends []Job
 	// schemaStored: the partition holds this relay's schema record (schema.go).
 	schemaStored bool
+	// deferred maps the orders whose newest snapshot waits for the clock to the newest
+	// stamp their partner may have seen (clock.go). Written by the loop goroutine (apply,
+	// restore), read by the fold workers while it waits for them.
+	deferred map[string]time.Time
 	// parked maps the orders whose stored state cannot be read to why (park.go): parked
 	// records, and records found unreadable at restore. Loop goroutine and r.mu.
 	parked map[string]string
@@ -149,7 +153,10 @@ func (r *Relay) restore(ctx context.Context, id int32, t *restoreTask) error {
 			log.Warn("a schema recorded in the state partition does not parse; events stored with it park their orders", "err", err)
 		}
 	}
-	p := &partition{id: id, orders: st.Orders, outcomes: map[string]Outcome{}, parked: map[string]string{}}
+	p := &partition{id: id, orders: st.Orders, outcomes: map[string]Outcome{}, parked: map[string]string{}, deferred: st.Deferred}
+	if p.deferred == nil {
+		p.deferred = map[string]time.Time{}
+	}
 	p.ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	p.schemaStored = slices.ContainsFunc(st.Schemas, func(s string) bool { return s == r.codec.Schema() })
 	for _, oid := range st.Parked {

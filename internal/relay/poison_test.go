@@ -174,7 +174,7 @@ func TestPoisonMatrixRealKafka(t *testing.T) {
 	defer raw.Close()
 	if err := raw.ProduceSync(ctx,
 		&kgo.Record{Topic: e.state, Partition: partOf("ord_corrupt"), Key: []byte("ord_corrupt"), Value: []byte{0x01, 0xff, 0xff, 0xff}},
-		&kgo.Record{Topic: e.state, Partition: partOf("ord_newer"), Key: []byte("ord_newer"), Value: []byte{0x02, 0x01, 0x02}},
+		&kgo.Record{Topic: e.state, Partition: partOf("ord_newer"), Key: []byte("ord_newer"), Value: []byte{0x03, 0x01, 0x02}},
 	).FirstErr(); err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,8 @@ type keyWork struct {
 	// batch only when the order is done, so a bug half way leaves nothing behind.
 	dead []deadletter.Record
 	fwd  []*kgo.Record
+	// render: no records, render the order's deferred snapshot (clock.go).
+	render bool
 }
 
 // process folds a poll's records into the batch: orders concurrently (up to Workers),
@@ -123,10 +125,18 @@ func (r *Relay) processKeySafe(ctx context.Context, b *batch, w *keyWork) (err e
 		stack := debug.Stack()
 		w.sp.restore(w.key, before, staged, job)
 		r.internalError(ctx, b, w, v, stack)
+		if w.render {
+			err = fmt.Errorf("panic: %v", v) // renderDeferred stops retrying it
+			return
+		}
 		err = nil
 	}()
 	if why := r.isolatedErr(w.key); why != "" {
 		r.setAside(w, why)
+	} else if w.render {
+		if err := r.renderCurrent(ctx, b, w); err != nil {
+			return err
+		}
 	} else if err := r.processKey(ctx, b, w); err != nil {
 		return err
 	}

@@ -253,6 +253,7 @@ func (r *Relay) cycle(ctx context.Context) error {
 			return r.end(ctx, b, kgo.TryAbort)
 		}
 	}
+	r.renderDeferred(ctx, b)
 	r.takeOutcomes(b)
 	return r.commit(ctx, b)
 }

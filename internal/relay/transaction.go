@@ -62,7 +62,10 @@ type stagedPart struct {
 	jobs     map[string]*Job   // the newest snapshot per order, sent after commit
 	outcomes map[string]Outcome
 	parked   map[string]string // orders parked (reason) or no longer parked ("")
-	schema   bool              // the transaction writes the partition's schema record
+	// deferred are the orders whose snapshot waits for the clock (the stamp floor), or
+	// no longer (zero time).
+	deferred map[string]time.Time
+	schema   bool // the transaction writes the partition's schema record
 	// freshParked are the reasons of the orders parked by this transaction; dropped
 	// counts the orders it drops. Counted once committed.
 	freshParked []string
@@ -96,7 +99,7 @@ func (b *batch) part(p *partition) *stagedPart {
 	defer b.mu.Unlock()
 	sp := b.parts[p.id]
 	if sp == nil {
-		sp = &stagedPart{p: p, values: map[string][]byte{}, jobs: map[string]*Job{}}
+		sp = &stagedPart{p: p, values: map[string][]byte{}, jobs: map[string]*Job{}, deferred: map[string]time.Time{}}
 		b.parts[p.id] = sp
 	}
 	return sp
@@ -176,7 +179,9 @@ func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *statestore.
 	var (
 		job        *Job
 		renderDead []deadletter.Record // added only when the record is staged
+		deferred   time.Time           // the stamp floor of a snapshot that waits for the clock
 	)
+	rec.Deferred = false
 	if m.snap != nil {
 		rec.Partner = st.PartnerOf(m.snap, r.partners)
 		s, err := st.Render(m.snap, statestore.NextEnvelope, r.partners, time.Now())
@@ -186,6 +191,9 @@ func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *statestore.
 				SourceTopic: last.Topic, SourcePartition: last.Partition, SourceOffset: last.Offset,
 				Value: deadletter.EncodeReference(deadletter.Reference{OrderID: w.key, Partner: rec.Partner, SnapshotVersion: m.snap.Version}),
 			})
+		} else if now := time.Now(); s.Envelope.Stamp.After(now.Add(r.cfg.MaxClockSkew)) {
+			// At the bound: the events are stored, the snapshot waits for the clock (clock.go).
+			rec.Deferred, deferred = true, rec.LastStamp()
 		} else {
 			j := r.job(ctx, w.key, s, sc)
 			j.Source = Source{Topic: last.Topic, Partition: last.Partition, Offset: last.Offset}
@@ -200,6 +208,11 @@ func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *statestore.
 	}
 	w.dead = append(w.dead, renderDead...)
 	w.sp.stage(w.key, v, job)
+	if rec.Deferred || w.p.deferred[w.key] != (time.Time{}) {
+		w.sp.mu.Lock()
+		w.sp.deferred[w.key] = deferred
+		w.sp.mu.Unlock()
+	}
 	return 0, nil
 }
 
@@ -360,6 +373,19 @@ func (r *Relay) apply(ctx context.Context, b *batch) {
 		}
 		if sp.schema {
 			p.schemaStored = true
+		}
+		for key, floor := range sp.deferred {
+			switch _, was := p.deferred[key]; {
+			case floor.IsZero():
+				delete(p.deferred, key)
+			case !was:
+				r.stats.deferred.Add(1)
+				r.log.Info("snapshot waits for the clock: its stamp would run more than max_clock_skew ahead", "order_id", key,
+					"partition", id, "last_stamp", floor, "max_clock_skew", r.cfg.MaxClockSkew, "due", r.deferredDue(floor))
+				fallthrough
+			default:
+				p.deferred[key] = floor
+			}
 		}
 		for _, reason := range sp.freshParked {
 			r.stats.parked.Add(1)

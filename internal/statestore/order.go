@@ -54,11 +54,16 @@ func OpenOrder(ctx context.Context, dec Decoder, orderID string, value []byte) (
 
 // LastStamp is the newest freshness stamp the order's partner may have seen: a pending
 // snapshot's may have reached it even if it was never acknowledged.
-func (r *Record) LastStamp() time.Time {
-	if r.Pending.Stamp.After(r.Acked.Stamp) {
-		return r.Pending.Stamp
+func (r *Record) LastStamp() time.Time { return lastStamp(r.Acked, r.Pending) }
+
+// LastStamp is the record's LastStamp.
+func (h Header) LastStamp() time.Time { return lastStamp(h.Acked, h.Pending) }
+
+func lastStamp(acked, pending Delivery) time.Time {
+	if pending.Stamp.After(acked.Stamp) {
+		return pending.Stamp
 	}
-	return r.Acked.Stamp
+	return acked.Stamp
 }
 
 // EnvelopeRule chooses the envelope of a rendered snapshot.

@@ -23,6 +23,14 @@ import (
 // own parks the order (ErrNewerFormat) instead of reading it wrong (park.go).
 const formatV1 = 0x01
 
+// formatV2 is format 1 with a flags uvarint after the pending delivery, written only
+// when a flag is set (so a relay reading format 1 only parks just those orders after a
+// rollback); flags 0 in format 2 is not canonical and refused as corrupt.
+const formatV2 = 0x02
+
+// flagDeferred: the order's newest snapshot waits for the clock (Record.Deferred).
+const flagDeferred = 1 << 0
+
 // ErrCorrupt means a state record value cannot be parsed.
 var ErrCorrupt = errors.New("statestore: corrupt state record")
 
@@ -51,16 +59,21 @@ type Record struct {
 	Acked Delivery
 	// Pending is a snapshot committed but not yet acknowledged; resent after a restore.
 	Pending Delivery
+	// Deferred: the order has events newer than its pending or acknowledged snapshot
+	// whose snapshot is not rendered yet, because its stamp would have run more than
+	// the allowed skew ahead of the clock; it is rendered when the clock allows.
+	Deferred bool
 	// Events are the order's events as canonical Avro single-object bytes.
 	Events [][]byte
 }
 
 // Header is the part of a record restore parses: everything but the events.
 type Header struct {
-	Partner string
-	Version int64
-	Acked   Delivery
-	Pending Delivery
+	Partner  string
+	Version  int64
+	Acked    Delivery
+	Pending  Delivery
+	Deferred bool
 }
 
 // Marshal encodes the record value.
@@ -70,11 +83,18 @@ func (r *Record) Marshal() []byte {
 		n += binary.MaxVarintLen64 + len(e)
 	}
 	b := make([]byte, 0, n)
-	b = append(b, formatV1)
+	format := byte(formatV1)
+	if r.Deferred {
+		format = formatV2
+	}
+	b = append(b, format)
 	b = appendString(b, r.Partner)
 	b = binary.AppendUvarint(b, uint64(r.Version))
 	b = appendDelivery(b, r.Acked)
 	b = appendDelivery(b, r.Pending)
+	if r.Deferred {
+		b = binary.AppendUvarint(b, flagDeferred)
+	}
 	b = binary.AppendUvarint(b, uint64(len(r.Events)))
 	for _, e := range r.Events {
 		b = appendBytes(b, e)
@@ -173,17 +193,29 @@ func (r *reader) header() Header {
 	case len(r.b) == 0:
 		r.err = fmt.Errorf("%w: empty", ErrCorrupt)
 		return Header{}
-	case r.b[0] > formatV1 && r.b[0] < formatParked:
-		r.err = fmt.Errorf("%w (format %d; this one reads format %d)", ErrNewerFormat, r.b[0], formatV1)
+	case r.b[0] > formatV2 && r.b[0] < formatParked:
+		r.err = fmt.Errorf("%w (format %d; this one reads formats up to %d)", ErrNewerFormat, r.b[0], formatV2)
 		return Header{}
-	case r.b[0] != formatV1:
+	case r.b[0] != formatV1 && r.b[0] != formatV2:
 		r.err = fmt.Errorf("%w: unknown format %#02x", ErrCorrupt, r.b[0])
 		return Header{}
 	}
+	format := r.b[0]
 	r.b = r.b[1:]
 	h := Header{Partner: string(r.bytes()), Version: int64(r.uvarint())}
 	h.Acked = r.delivery()
 	h.Pending = r.delivery()
+	if format == formatV2 {
+		switch flags := r.uvarint(); {
+		case r.err != nil:
+		case flags == 0:
+			r.err = fmt.Errorf("%w: format 2 without flags", ErrCorrupt)
+		case flags&^flagDeferred != 0:
+			r.err = fmt.Errorf("%w (flags %#x; this one knows %#x)", ErrNewerFormat, flags, flagDeferred)
+		default:
+			h.Deferred = flags&flagDeferred != 0
+		}
+	}
 	return h
 }
 
@@ -202,7 +234,7 @@ func Unmarshal(orderID string, value []byte) (*Record, error) {
 	if r.err == nil && n > uint64(len(r.b)) {
 		r.err = fmt.Errorf("%w: %d events in %d bytes", ErrCorrupt, n, len(r.b))
 	}
-	rec := &Record{OrderID: orderID, Partner: h.Partner, Version: h.Version, Acked: h.Acked, Pending: h.Pending}
+	rec := &Record{OrderID: orderID, Partner: h.Partner, Version: h.Version, Acked: h.Acked, Pending: h.Pending, Deferred: h.Deferred}
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		rec.Events = append(rec.Events, r.bytes())
 	}

@@ -20,6 +20,9 @@ type Partition struct {
 	Orders map[string][]byte
 	// Pending lists the orders whose record marks a snapshot not yet acknowledged.
 	Pending []string
+	// Deferred are the orders whose newest snapshot waits for the clock
+	// (Record.Deferred), with the newest stamp their partner may have seen.
+	Deferred map[string]time.Time
 	// Parked lists the orders parked because their state could not be read (park.go).
 	Parked []string
 	// Unreadable holds the orders whose record's header does not parse, with the error:
@@ -203,6 +206,12 @@ func RestoreBounded(ctx context.Context, kafkaOpts []kgo.Opt, topic string, part
 		}
 		if !h.Pending.IsZero() && h.Pending.Version > h.Acked.Version {
 			p.Pending = append(p.Pending, id)
+		}
+		if h.Deferred {
+			if p.Deferred == nil {
+				p.Deferred = map[string]time.Time{}
+			}
+			p.Deferred[id] = h.LastStamp()
 		}
 	}
 	p.Took = time.Since(start)

@@ -116,7 +116,7 @@ func testRestore(t *testing.T, seeds []string) {
 		Original: []byte{0x7e}, Held: []statestore.HeldEvent{{ID: "e1", Value: []byte("v1")}}}).Marshal()
 	commit(false,
 		&kgo.Record{Key: []byte("x006"), Value: []byte{0x7e, 1, 2}, Partition: 1},
-		&kgo.Record{Key: []byte("x007"), Value: []byte{0x02, 1, 2}, Partition: 1},
+		&kgo.Record{Key: []byte("x007"), Value: []byte{0x03, 1, 2}, Partition: 1},
 		&kgo.Record{Key: []byte("x008"), Value: parked, Partition: 1},
 		statestore.SchemaRecord(topic, 1, 42, `{"type":"string"}`),
 		&kgo.Record{Key: []byte("\x00ucprelay.future"), Value: []byte("?"), Partition: 1})
@@ -176,9 +176,31 @@ func testRestore(t *testing.T, seeds []string) {
 
 // Format bytes between this version's and the parked record's are a newer ucprelay's.
 func TestRecordFormats(t *testing.T) {
-	for v, want := range map[byte]error{0x02: statestore.ErrNewerFormat, 0x4f: statestore.ErrNewerFormat, 0x00: statestore.ErrCorrupt, 0x99: statestore.ErrCorrupt} {
+	for v, want := range map[byte]error{0x03: statestore.ErrNewerFormat, 0x4f: statestore.ErrNewerFormat, 0x00: statestore.ErrCorrupt, 0x99: statestore.ErrCorrupt} {
 		if _, err := statestore.ParseHeader([]byte{v, 0, 0}); !errors.Is(err, want) {
 			t.Errorf("format %#x: %v, want %v", v, err, want)
+		}
+	}
+	// Format 2 is format 1 with flags, written only when one is set.
+	rec := &statestore.Record{OrderID: "o", Partner: "google", Version: 3, Events: [][]byte{{1}, {2}, {3}}}
+	v1 := rec.Marshal()
+	rec.Deferred = true
+	v2 := rec.Marshal()
+	if v1[0] != 0x01 || v2[0] != 0x02 || len(v2) != len(v1)+1 {
+		t.Fatalf("formats %#x (%d bytes) and %#x (%d bytes)", v1[0], len(v1), v2[0], len(v2))
+	}
+	if got, err := statestore.Unmarshal("o", v2); err != nil || !got.Deferred || len(got.Events) != 3 {
+		t.Fatalf("deferred record: %+v, %v", got, err)
+	}
+	if h, err := statestore.ParseHeader(v1); err != nil || h.Deferred {
+		t.Fatalf("format 1 header: %+v, %v", h, err)
+	}
+	flags := len(v1) - 7 // after the pending delivery, before the event count (1 byte) and 3 events (2 bytes each)
+	for b, want := range map[byte]error{0x00: statestore.ErrCorrupt, 0x02: statestore.ErrNewerFormat} {
+		bad := append([]byte(nil), v2...)
+		bad[flags] = b
+		if _, err := statestore.ParseHeader(bad); !errors.Is(err, want) {
+			t.Errorf("flags %#x: %v, want %v", b, err, want)
 		}
 	}
 	if _, err := statestore.UnmarshalParked("o", []byte{0x50, 5}); !errors.Is(err, statestore.ErrCorrupt) {
