@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -65,7 +67,10 @@ type Report struct {
 	NotAcked             int // orders whose state does not record their final snapshot acknowledged
 	DeadBefore           map[string]int
 	DeadAfter            map[string]int
-	Took                 time.Duration
+	// Poison counts the poison records produced, by the reason each must be
+	// dead-lettered with: DeadBefore must hold exactly as many of each.
+	Poison map[string]int
+	Took   time.Duration
 }
 
 // Broken lists the promises the run broke; empty when it kept them all.
@@ -79,6 +84,11 @@ func (r Report) Broken() []string {
 	}
 	if r.Invalid > 0 {
 		b = append(b, fmt.Sprintf("P3 always complete and valid: %d bodies failed the UCP schema", r.Invalid))
+	}
+	for _, reason := range slices.Sorted(maps.Keys(r.Poison)) {
+		if got, want := r.DeadBefore[reason], r.Poison[reason]; got != want {
+			b = append(b, fmt.Sprintf("P8 containment: %d poison records must be dead-lettered %s exactly once, the dead-letter topic holds %d", want, reason, got))
+		}
 	}
 	if r.NotAcked > 0 {
 		b = append(b, fmt.Sprintf("state: %d orders without their final snapshot acknowledged", r.NotAcked))
@@ -101,6 +111,8 @@ type scenarioRun struct {
 	rng    *rand.Rand
 	faults map[string]int
 	fmu    sync.Mutex
+	poison map[string]int    // poison records produced, by reason; under fmu
+	sample orderevents.Event // an event of the workload, for poison records
 
 	rejectOn atomic.Bool
 	rejected sync.Map // order id → true: its deliveries are refused with 422 while rejectOn
@@ -147,12 +159,12 @@ func RunScenario(ctx context.Context, o ScenarioOptions) (Report, error) {
 	if o.BrokerPort == 0 {
 		o.BrokerPort = 29192
 	}
-	rep := Report{Faults: map[string]int{}, DeadBefore: map[string]int{}, DeadAfter: map[string]int{}}
+	rep := Report{Faults: map[string]int{}, DeadBefore: map[string]int{}, DeadAfter: map[string]int{}, Poison: map[string]int{}}
 	root, err := moduleRoot(ctx)
 	if err != nil {
 		return rep, err
 	}
-	s := &scenarioRun{o: o, root: root, rng: rand.New(rand.NewPCG(o.Seed, 77)), faults: rep.Faults}
+	s := &scenarioRun{o: o, root: root, rng: rand.New(rand.NewPCG(o.Seed, 77)), faults: rep.Faults, poison: rep.Poison}
 	p := o.BrokerPort
 	s.env = []string{fmt.Sprintf("KAFKA_PORT=%d", p), fmt.Sprintf("KAFKA_CONTROLLER_PORT=%d", p+1), fmt.Sprintf("KAFKA_SASL_PORT=%d", p+2),
 		fmt.Sprintf("KAFKA_TLS_PORT=%d", p+3), "KAFKA_RUN=" + filepath.Join(o.Dir, "broker")}
@@ -176,6 +188,7 @@ func RunScenario(ctx context.Context, o ScenarioOptions) (Report, error) {
 		return rep, err
 	}
 	rep.Orders, rep.Events = o.Orders, wl.Events()
+	s.sample = wl.Stream[0]
 	for i := 0; i < o.Orders; i += 97 { // about 1% of the orders: their deliveries are refused for a while
 		s.rejected.Store(fmt.Sprintf("ord_%d_%06d", o.Seed, i), true)
 	}
@@ -252,6 +265,11 @@ func (s *scenarioRun) setup(ctx context.Context) error {
 	if _, err := topics.Create(ctx, topics.NewAdmin(s.cl), topics.Layout{Input: []string{"orders"}, State: "ucprelay.state", DeadLetter: "ucprelay.dlq"}, 1, 1); err != nil {
 		return err
 	}
+	// A dead-letter topic smaller than the input's records: the oversize poison's dead
+	// letter must carry a reference instead of the value.
+	if _, err := s.adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: kadm.StringPtr(fmt.Sprint(dlqMaxMessageBytes))}}, "ucprelay.dlq"); err != nil {
+		return fmt.Errorf("chaos: dead-letter topic size: %w", err)
+	}
 	var err error
 	if s.codec, err = avrocodec.New(); err != nil {
 		return err
@@ -315,6 +333,10 @@ func (s *scenarioRun) produce(ctx context.Context, evs []orderevents.Event, span
 			}
 			s.fault("poison records")
 			s.fault("poison records")
+			s.fmu.Lock()
+			s.poison["unknown_framing"]++
+			s.poison["key_mismatch"]++
+			s.fmu.Unlock()
 		}
 		if err := produceRetrying(ctx, s.cl, recs); err != nil {
 			return err
@@ -368,6 +390,9 @@ func (s *scenarioRun) faultsSchedule(ctx context.Context) error {
 			}
 			s.snk.FailRate(0, sink.Fault{})
 			return nil
+		}},
+		{"poison storm: every kind of bad record in bursts, with kill -9 of relays at random", func(ctx context.Context) error {
+			return s.poisonStorm(ctx, s.phase(30*time.Second), s.sample)
 		}},
 		{"broker stop and start", func(ctx context.Context) error {
 			if err := s.kafka(ctx, "down"); err != nil {
@@ -557,6 +582,9 @@ func (r Report) Print(w io.Writer) {
 	sort.Strings(names)
 	for _, k := range names {
 		fmt.Fprintf(tw, "dead letters %s (before → after replay)\t%d → %d\n", k, r.DeadBefore[k], r.DeadAfter[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Poison)) {
+		fmt.Fprintf(tw, "poison records %s (produced → dead-lettered)\t%d → %d\n", k, r.Poison[k], r.DeadBefore[k])
 	}
 	broken := r.Broken()
 	if len(broken) == 0 {
