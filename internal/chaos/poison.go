@@ -106,13 +106,7 @@ func (s *scenarioRun) poisonStorm(ctx context.Context, d time.Duration, sample o
 		s.fmu.Unlock()
 		s.fault("poison storm records")
 		if time.Now().After(nextKill) {
-			r := s.reps[s.rng.IntN(len(s.reps))]
-			r.Kill()
-			s.fault("kill -9 (poison storm)")
-			if err := wait.Sleep(ctx, time.Duration(100+s.rng.IntN(500))*time.Millisecond); err != nil {
-				return err
-			}
-			if err := r.Start(ctx); err != nil {
+			if err := s.killOne(ctx, "kill -9 (poison storm)", 500); err != nil {
 				return err
 			}
 			nextKill = time.Now().Add(time.Duration(1500+s.rng.IntN(2000)) * time.Millisecond)

@@ -378,13 +378,7 @@ func (s *scenarioRun) faultsSchedule(ctx context.Context) error {
 				if err := wait.Sleep(ctx, time.Duration(1000+s.rng.IntN(3000))*time.Millisecond); err != nil {
 					return err
 				}
-				r := s.reps[s.rng.IntN(len(s.reps))]
-				r.Kill()
-				s.fault("kill -9")
-				if err := wait.Sleep(ctx, time.Duration(100+s.rng.IntN(800))*time.Millisecond); err != nil {
-					return err
-				}
-				if err := r.Start(ctx); err != nil {
+				if err := s.killOne(ctx, "kill -9", 800); err != nil {
 					return err
 				}
 			}
@@ -478,6 +472,18 @@ func (s *scenarioRun) faultsSchedule(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// killOne kills a relay at random with SIGKILL, counted as fault, and starts it again
+// 100 ms to 100+upTo ms later.
+func (s *scenarioRun) killOne(ctx context.Context, fault string, upTo int) error {
+	r := s.reps[s.rng.IntN(len(s.reps))]
+	r.Kill()
+	s.fault(fault)
+	if err := wait.Sleep(ctx, time.Duration(100+s.rng.IntN(upTo))*time.Millisecond); err != nil {
+		return err
+	}
+	return r.Start(ctx)
 }
 
 func lastLine(b []byte) string {
