@@ -163,6 +163,10 @@ where it stopped; --from-start reads the whole topic again.`,
 			}
 			_, err = fmt.Fprintf(out, "%s %d of %d records read (%d not selected, %d unroutable) in %s; progress group %s\n",
 				verb, st.Replayed, st.Scanned, st.Skipped, st.Unroutable, st.Took.Round(time.Millisecond), st.Group)
+			if err == nil && st.Refetched+st.Unavailable > 0 {
+				_, err = fmt.Fprintf(out, "%d records had their value omitted (too large for the dead-letter topic): %d read back from their source, %d no longer there and not replayed\n",
+					st.Refetched+st.Unavailable, st.Refetched, st.Unavailable)
+			}
 			return err
 		},
 	}

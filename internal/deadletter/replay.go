@@ -54,6 +54,11 @@ type ReplayStats struct {
 	// Skipped did not match the filter; Unroutable have no order id to route by
 	// (missing_key) or no dead-letter headers.
 	Skipped, Unroutable int64
+	// Refetched were replayed with their original value read back from its source
+	// record (the dead letter carried a reference: the value was too large to copy);
+	// Unavailable could not be, the source record being gone (retention) or not a
+	// record (state), and were not replayed.
+	Refetched, Unavailable int64
 	Took                time.Duration
 }
 
@@ -127,6 +132,20 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayStats, error) {
 			st.Unroutable++
 		case !cfg.Filter.Match(r, kr.Timestamp):
 			st.Skipped++
+		case r.ValueOmitted > 0 && r.Stage != StageDeliver:
+			// The value was too large for the dead-letter topic: replaying the reference
+			// would turn an event into a request for a resend. Read the original instead.
+			v, err := original(ctx, cfg.KafkaOpts, r)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				st.Unavailable++
+				break
+			}
+			st.Refetched++
+			r.Value = v
+			fallthrough
 		default:
 			st.Replayed++
 			if cfg.OnRecord != nil {
@@ -168,6 +187,67 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayStats, error) {
 		cfg.Progress(st)
 	}
 	return st, err
+}
+
+// original reads the value a dead letter omitted from its source record.
+func original(ctx context.Context, opts []kgo.Opt, r Record) ([]byte, error) {
+	if r.SourceTopic == "" || r.SourceOffset < 0 {
+		return nil, errors.New("deadletter: the omitted value came from no record")
+	}
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.SourceTopic: {r.SourcePartition: kgo.NewOffset().At(r.SourceOffset)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: client: %w", err)
+	}
+	defer cl.Close()
+	fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	starts, err := adm.ListStartOffsets(fctx, r.SourceTopic)
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: offsets of %s: %w", r.SourceTopic, err)
+	}
+	ends, err := adm.ListEndOffsets(fctx, r.SourceTopic)
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: offsets of %s: %w", r.SourceTopic, err)
+	}
+	first, okStart := starts.Lookup(r.SourceTopic, r.SourcePartition)
+	end, okEnd := ends.Lookup(r.SourceTopic, r.SourcePartition)
+	if !okStart || !okEnd || first.Err != nil || end.Err != nil || r.SourceOffset < first.Offset || r.SourceOffset >= end.Offset {
+		return nil, fmt.Errorf("deadletter: %s/%d@%d is not in the topic (retention, or another topic of that name)", r.SourceTopic, r.SourcePartition, r.SourceOffset)
+	}
+	for {
+		fs := cl.PollFetches(fctx)
+		if err := fctx.Err(); err != nil {
+			return nil, fmt.Errorf("deadletter: read %s/%d@%d: %w", r.SourceTopic, r.SourcePartition, r.SourceOffset, err)
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return nil, fmt.Errorf("deadletter: read %s/%d@%d: %w", r.SourceTopic, r.SourcePartition, r.SourceOffset, ferr)
+		}
+		var (
+			v     []byte
+			found bool
+			past  bool
+		)
+		fs.EachRecord(func(kr *kgo.Record) {
+			switch {
+			case found || past:
+			case kr.Offset == r.SourceOffset && len(kr.Value) == r.ValueOmitted:
+				v, found = kr.Value, true
+			case kr.Offset >= r.SourceOffset:
+				past = true // removed (retention, compaction), or not the record dead-lettered
+			}
+		})
+		switch {
+		case found:
+			return v, nil
+		case past:
+			return nil, fmt.Errorf("deadletter: %s/%d@%d is no longer the record dead-lettered", r.SourceTopic, r.SourcePartition, r.SourceOffset)
+		}
+	}
 }
 
 // replayRecord is the input record that replays dead-letter record kr (parsed as r).

@@ -1,6 +1,7 @@
 package deadletter_test
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -224,5 +225,40 @@ func TestReplayUnknownPartitioner(t *testing.T) {
 	_, err := deadletter.Replay(t.Context(), deadletter.ReplayConfig{Topic: "dlq", InputTopic: "orders", Partitioner: "round-robin"})
 	if err == nil || !strings.Contains(err.Error(), "round-robin") {
 		t.Errorf("Replay = %v, want the unknown partitioner named", err)
+	}
+}
+
+// A dead letter whose value was too large to copy carries a reference: replaying it reads
+// the original value back from its source record (never the reference, which the relay
+// would take for a request to resend), and one whose source is gone is counted, not
+// replayed.
+func TestReplayReadsOmittedValuesBackRealKafka(t *testing.T) {
+	t.Parallel()
+	e, dlq, input, _ := replayTopics(t, 1)
+	src := e.topic("source", 1)
+	w, err := deadletter.NewWriter(e.prod, dlq, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetMaxRecordBytes(2000)
+	big := bytes.Repeat([]byte{0xC3}, 5000)
+	orig := e.produce(&kgo.Record{Topic: src, Key: []byte("ord_big"), Value: big})[0]
+	e.dead(w, 0,
+		deadletter.Record{OrderID: "ord_big", Stage: deadletter.StageDecode, Reason: "unknown_framing",
+			SourceTopic: src, SourcePartition: 0, SourceOffset: orig.Offset, Value: big},
+		deadletter.Record{OrderID: "ord_gone", Stage: deadletter.StageDecode, Reason: "unknown_framing",
+			SourceTopic: src, SourcePartition: 0, SourceOffset: orig.Offset + 100, Value: big},
+		deadletter.Record{OrderID: "ord_state", Stage: deadletter.StageFold, Reason: "order_too_large",
+			SourceTopic: "state", SourcePartition: 0, SourceOffset: -1, Value: big})
+	st, err := deadletter.Replay(e.ctx, deadletter.ReplayConfig{KafkaOpts: e.kopts, Topic: dlq, InputTopic: input})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Scanned != 3 || st.Replayed != 1 || st.Refetched != 1 || st.Unavailable != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	got := e.consume(input, 1)[0]
+	if string(got.Key) != "ord_big" || !bytes.Equal(got.Value, big) || header(got, deadletter.HeaderReplayKind) != string(deadletter.ReplayEvent) {
+		t.Errorf("replayed %s: %d bytes, kind %q", got.Key, len(got.Value), header(got, deadletter.HeaderReplayKind))
 	}
 }

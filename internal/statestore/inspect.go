@@ -18,14 +18,17 @@ import (
 // Inspection is what `ucprelay state inspect` shows of one order: its state record, its
 // events, and the snapshot its partner has or is about to get.
 type Inspection struct {
-	OrderID   string           `json:"order_id"`
-	Topic     string           `json:"state_topic"`
-	Partition int32            `json:"partition"`
-	Partner   string           `json:"partner_id"`
-	Version   int64            `json:"version"`
-	Acked     *Mark            `json:"acked,omitempty"`
-	Pending   *Mark            `json:"pending,omitempty"`
-	Events    []InspectedEvent `json:"events"`
+	OrderID   string `json:"order_id"`
+	Topic     string `json:"state_topic"`
+	Partition int32  `json:"partition"`
+	Partner   string `json:"partner_id"`
+	Version   int64  `json:"version"`
+	Acked     *Mark  `json:"acked,omitempty"`
+	Pending   *Mark  `json:"pending,omitempty"`
+	// Deferred: the order's newest snapshot waits for the clock (its stamp would run
+	// more than delivery.max_clock_skew ahead); Snapshot is the last one sent.
+	Deferred bool             `json:"deferred,omitempty"`
+	Events   []InspectedEvent `json:"events"`
 	// Snapshot is the body of the current snapshot with the envelope of the newest
 	// delivery recorded (pending, else acknowledged).
 	Snapshot json.RawMessage `json:"snapshot,omitempty"`
@@ -121,6 +124,7 @@ func Inspect(ctx context.Context, kafkaOpts []kgo.Opt, topic string, part *keys.
 	}
 	rec := o.Record
 	in.Partner, in.Version, in.Acked, in.Pending = rec.Partner, rec.Version, markOf(rec.Acked), markOf(rec.Pending)
+	in.Deferred = rec.Deferred
 	for _, ev := range o.Events {
 		in.Events = append(in.Events, InspectedEvent{ID: ev.ID, Kind: ev.Payload.Kind(), OccurredAt: ev.OccurredAt})
 	}
