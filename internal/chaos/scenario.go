@@ -73,6 +73,26 @@ type Report struct {
 	Took   time.Duration
 }
 
+// afterReplay is how many dead letters of a poison reason the topic must hold after the
+// replay: each replayed poison record dead-lettered once more; a record without a key
+// cannot be routed, so it is not replayed.
+func (r Report) afterReplay(reason string) int {
+	if reason == "missing_key" {
+		return r.Poison[reason]
+	}
+	return 2 * r.Poison[reason]
+}
+
+// poisonReplayed reports whether every poison reason has its count after the replay.
+func (r Report) poisonReplayed() bool {
+	for reason := range r.Poison {
+		if r.DeadAfter[reason] != r.afterReplay(reason) {
+			return false
+		}
+	}
+	return true
+}
+
 // Broken lists the promises the run broke; empty when it kept them all.
 func (r Report) Broken() []string {
 	var b []string
@@ -88,6 +108,13 @@ func (r Report) Broken() []string {
 	for _, reason := range slices.Sorted(maps.Keys(r.Poison)) {
 		if got, want := r.DeadBefore[reason], r.Poison[reason]; got != want {
 			b = append(b, fmt.Sprintf("P8 containment: %d poison records must be dead-lettered %s exactly once, the dead-letter topic holds %d", want, reason, got))
+		}
+	}
+	if !r.poisonReplayed() {
+		for _, reason := range slices.Sorted(maps.Keys(r.Poison)) {
+			if got, want := r.DeadAfter[reason], r.afterReplay(reason); got != want {
+				b = append(b, fmt.Sprintf("dlq replay: %s dead letters %d after the replay, want %d (each replayed poison record dead-lettered once more)", reason, got, want))
+			}
 		}
 	}
 	if r.NotAcked > 0 {
@@ -244,8 +271,14 @@ func RunScenario(ctx context.Context, o ScenarioOptions) (Report, error) {
 		}
 		s.say("never converged: %v", ids)
 	}
-	if rep.DeadAfter, err = s.deadLetters(ctx); err != nil {
-		return rep, err
+	// The replayed poison is dead-lettered again, each record once more.
+	for deadline := time.Now().Add(time.Minute); ; {
+		if rep.DeadAfter, err = s.deadLetters(ctx); err != nil {
+			return rep, err
+		}
+		if rep.poisonReplayed() || time.Now().After(deadline) || wait.Sleep(ctx, time.Second) != nil {
+			break
+		}
 	}
 	if rep.NotAcked, err = s.notAcked(ctx, wl); err != nil {
 		return rep, err
