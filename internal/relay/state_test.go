@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,11 +173,29 @@ func TestPendingResentAfterRestartRealKafka(t *testing.T) {
 		before[id] = len(e.snk.History(id))
 	}
 
-	// The partner is back; a new replica takes over and resends the pending snapshots.
+	// The partner is back; a new replica takes over and resends the pending snapshots,
+	// never more at once than max_pending.
 	e.snk.EndOutage()
-	run = e.start(e.config("b"))
+	cfgB := e.config("b")
+	cfgB.MaxPending = 4
+	run = e.start(cfgB)
+	var most atomic.Int64
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for ctx.Err() == nil && run.r.Stats().Resent < int64(len(second)) || run.r.Stats().Pending > 0 {
+			if p := run.r.Stats().Pending; p > most.Load() {
+				most.Store(p)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
 	want := oracle(t, second)
 	e.waitConverged(ctx, want)
+	<-sampled
+	if m := most.Load(); m > int64(cfgB.MaxPending) || m == 0 {
+		t.Errorf("at most %d deliveries pending during the resends, want 1..%d", m, cfgB.MaxPending)
+	}
 	for id := range second {
 		versions[id] = 2
 	}
