@@ -1,0 +1,481 @@
+// Package mapping turns a merchant's own Avro records into ucprelay's canonical order
+// events by declared rules: per input topic, rules matched on the record (a CEL
+// condition over its record name, fields, key, headers and timestamp) build one event
+// each, every field of the event a CEL expression. The canonical event stays the
+// internal model: state, fold and replay never see the merchant's schemas.
+//
+// A rule's expressions see these variables:
+//
+//	value        the decoded record: a map by field name (unions are their value,
+//	             longs int, timestamps their number, e.g. milliseconds)
+//	record_name  the full name of the record's writer schema, e.g. "com.shop.OrderCreated"
+//	key          the Kafka record's key, a string
+//	headers      the record's headers, map(string, string) (the last value of a key)
+//	timestamp    the Kafka record's timestamp
+//	topic        the topic it was read from
+//
+// and CEL's standard library with the strings, lists, math and encoders extensions, plus
+// millis(int) → timestamp for epoch milliseconds and list.sum() → int for a list of ints
+// (amounts in minor units).
+package mapping
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
+	"cel.dev/cel-go/ext"
+
+	"github.com/ucprelay/ucprelay/pkg/avrocodec"
+	"github.com/ucprelay/ucprelay/pkg/orderevents"
+)
+
+// Dead-letter reasons of records a mapping cannot turn into an event.
+const (
+	// ReasonUnmapped: no rule of the record's topic matched it (and the topic does not
+	// ignore unmatched records).
+	ReasonUnmapped = "unmapped"
+	// ReasonMappingFailed: the matching rule failed on the record (an expression error, a
+	// missing field, a value of the wrong type, a field the event does not have).
+	ReasonMappingFailed = "mapping_failed"
+)
+
+// Reasons are the dead-letter reasons the mapping gives.
+func Reasons() []string { return []string{ReasonUnmapped, ReasonMappingFailed} }
+
+// Unmatched says what happens to a record no rule matches.
+type Unmatched string
+
+const (
+	// UnmatchedDeadLetter dead-letters it as unmapped (the default).
+	UnmatchedDeadLetter Unmatched = "dead_letter"
+	// UnmatchedIgnore skips it, counted by topic and record name.
+	UnmatchedIgnore Unmatched = "ignore"
+)
+
+// Fields are the event fields a rule sets; Kind and the rest are CEL expressions except
+// Kind, a payload kind's name.
+var Fields = []string{"event_id", "order_id", "occurred_at", "source", "partner_id", "payload"}
+
+// Rule is one declared rule.
+type Rule struct {
+	// Name identifies the rule in errors and dead letters.
+	Name string
+	// Match is a CEL condition; empty matches every record.
+	Match string
+	// Kind is the payload kind the rule builds (orderevents kinds: OrderPlaced,
+	// FulfillmentRecorded, ExpectationsChanged, LinesCanceled, OrderCanceled,
+	// AdjustmentRecorded, OrderDetailsChanged).
+	Kind string
+	// Event maps each field of the event (Fields) to its CEL expression; event_id,
+	// order_id, occurred_at and payload are required, source defaults to the topic,
+	// partner_id to none.
+	Event map[string]string
+}
+
+// Topic is the mapping of one input topic.
+type Topic struct {
+	Name      string
+	Rules     []Rule
+	Unmatched Unmatched
+}
+
+// Mapper applies compiled rules. Safe for concurrent use.
+type Mapper struct {
+	topics map[string]*topic
+	schema *canonical
+}
+
+type topic struct {
+	name      string
+	unmatched Unmatched
+	rules     []*rule
+}
+
+type rule struct {
+	Rule
+	match  cel.Program // nil: always
+	fields map[string]cel.Program
+}
+
+// Error is a rule that does not compile, or a record a rule cannot map.
+type Error struct {
+	Topic, Rule, Field, Expr string
+	// Code is the dead-letter reason (empty for a rule that does not compile).
+	Code string
+	Err  error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "mapping: topic %s", e.Topic)
+	if e.Rule != "" {
+		fmt.Fprintf(&b, ", rule %s", e.Rule)
+	}
+	if e.Field != "" {
+		fmt.Fprintf(&b, ", %s", e.Field)
+	}
+	if e.Expr != "" {
+		fmt.Fprintf(&b, " (%s)", e.Expr)
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Reason is the dead-letter reason.
+func (e *Error) Reason() string { return e.Code }
+
+// New compiles the topics' rules. Every rule that does not compile is named in the error,
+// with its field and expression.
+func New(topics []Topic) (*Mapper, error) {
+	env, err := newEnv()
+	if err != nil {
+		return nil, err
+	}
+	sch, err := loadCanonical()
+	if err != nil {
+		return nil, err
+	}
+	m := &Mapper{topics: map[string]*topic{}, schema: sch}
+	var errs []error
+	for _, tc := range topics {
+		if tc.Name == "" {
+			errs = append(errs, errors.New("mapping: a topic without a name"))
+			continue
+		}
+		if m.topics[tc.Name] != nil {
+			errs = append(errs, fmt.Errorf("mapping: topic %s is mapped twice", tc.Name))
+			continue
+		}
+		t := &topic{name: tc.Name, unmatched: tc.Unmatched}
+		switch tc.Unmatched {
+		case "":
+			t.unmatched = UnmatchedDeadLetter
+		case UnmatchedDeadLetter, UnmatchedIgnore:
+		default:
+			errs = append(errs, fmt.Errorf("mapping: topic %s: unmatched is %q, want %s or %s", tc.Name, tc.Unmatched, UnmatchedDeadLetter, UnmatchedIgnore))
+		}
+		if len(tc.Rules) == 0 {
+			errs = append(errs, fmt.Errorf("mapping: topic %s has no rules", tc.Name))
+		}
+		names := map[string]bool{}
+		for i, rc := range tc.Rules {
+			if rc.Name == "" {
+				rc.Name = fmt.Sprintf("#%d", i+1)
+			}
+			if names[rc.Name] {
+				errs = append(errs, &Error{Topic: tc.Name, Rule: rc.Name, Err: errors.New("two rules have this name")})
+			}
+			names[rc.Name] = true
+			r, rerrs := compile(env, sch, tc.Name, rc)
+			errs = append(errs, rerrs...)
+			t.rules = append(t.rules, r)
+		}
+		m.topics[tc.Name] = t
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func newEnv() (*cel.Env, error) {
+	env, err := cel.NewEnv(
+		cel.Variable("value", cel.DynType),
+		cel.Variable("record_name", cel.StringType),
+		cel.Variable("key", cel.StringType),
+		cel.Variable("headers", cel.MapType(cel.StringType, cel.StringType)),
+		cel.Variable("timestamp", cel.TimestampType),
+		cel.Variable("topic", cel.StringType),
+		ext.Strings(), ext.Lists(ext.ListsVersion(3)), ext.Math(), ext.Encoders(),
+		cel.Function("sum", cel.MemberOverload("list_sum", []*cel.Type{cel.ListType(cel.DynType)}, cel.IntType,
+			cel.UnaryBinding(func(v ref.Val) ref.Val {
+				l, ok := v.(traits.Lister)
+				if !ok {
+					return types.NewErr("sum: want a list, got %s", v.Type())
+				}
+				var total types.Int
+				for it := l.Iterator(); it.HasNext() == types.True; {
+					n, ok := it.Next().(types.Int)
+					if !ok {
+						return types.NewErr("sum: the list holds a value that is not an int")
+					}
+					total += n
+				}
+				return total
+			}))),
+		cel.Function("millis", cel.Overload("millis_int", []*cel.Type{cel.IntType}, cel.TimestampType,
+			cel.UnaryBinding(func(v ref.Val) ref.Val {
+				ms, ok := v.(types.Int)
+				if !ok {
+					return types.NewErr("millis: want an int, got %s", v.Type())
+				}
+				return types.Timestamp{Time: time.UnixMilli(int64(ms)).UTC()}
+			}))),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("mapping: CEL environment: %w", err)
+	}
+	return env, nil
+}
+
+// costLimit bounds the work of one expression on one record, so that a rule cannot stall
+// a partition (a comprehension over a huge list fails instead).
+const costLimit = 1_000_000
+
+func compile(env *cel.Env, sch *canonical, topicName string, rc Rule) (*rule, []error) {
+	var errs []error
+	fail := func(field, expr string, err error) {
+		errs = append(errs, &Error{Topic: topicName, Rule: rc.Name, Field: field, Expr: expr, Err: err})
+	}
+	program := func(field, expr string, want *cel.Type) cel.Program {
+		ast, iss := env.Compile(expr)
+		if iss.Err() != nil {
+			fail(field, expr, iss.Err())
+			return nil
+		}
+		if want != nil && !ast.OutputType().IsAssignableType(want) && ast.OutputType() != cel.DynType {
+			fail(field, expr, fmt.Errorf("the expression is %s, want %s", ast.OutputType(), want))
+			return nil
+		}
+		p, err := env.Program(ast, cel.CostLimit(costLimit), cel.EvalOptions(cel.OptOptimize))
+		if err != nil {
+			fail(field, expr, err)
+			return nil
+		}
+		return p
+	}
+	r := &rule{Rule: rc, fields: map[string]cel.Program{}}
+	if strings.TrimSpace(rc.Match) != "" {
+		r.match = program("match", rc.Match, cel.BoolType)
+	}
+	if !sch.hasKind(rc.Kind) {
+		fail("kind", "", fmt.Errorf("kind %q is none of %s", rc.Kind, strings.Join(sch.kinds(), ", ")))
+	}
+	for _, f := range slices.Sorted(maps.Keys(rc.Event)) {
+		if !slices.Contains(Fields, f) {
+			fail("event."+f, "", fmt.Errorf("the event has no field %q (it has %s)", f, strings.Join(Fields, ", ")))
+			continue
+		}
+		var want *cel.Type
+		switch f {
+		case "event_id", "order_id", "source":
+			want = cel.StringType
+		case "payload":
+			want = cel.MapType(cel.StringType, cel.DynType)
+		}
+		r.fields[f] = program("event."+f, rc.Event[f], want)
+	}
+	for _, f := range []string{"event_id", "order_id", "occurred_at", "payload"} {
+		if _, ok := rc.Event[f]; !ok {
+			fail("event."+f, "", errors.New("required"))
+		}
+	}
+	return r, errs
+}
+
+// Input is what a rule sees of one record.
+type Input struct {
+	Topic     string
+	Key       []byte
+	Headers   map[string]string
+	Timestamp time.Time
+	// Record is the decoded value.
+	Record avrocodec.Generic
+}
+
+// Result is what the mapping made of a record.
+type Result struct {
+	// Rule is the name of the rule that matched; empty when none did.
+	Rule string
+	// Event is the canonical event; valid when Rule is set.
+	Event orderevents.Event
+	// Ignored: no rule matched and the topic ignores unmatched records.
+	Ignored bool
+}
+
+// Mapped reports whether the mapper has rules for topic.
+func (m *Mapper) Mapped(topicName string) bool { return m != nil && m.topics[topicName] != nil }
+
+// Topics returns the mapped topics, sorted.
+func (m *Mapper) Topics() []string { return slices.Sorted(maps.Keys(m.topics)) }
+
+// Map applies the first rule of the record's topic that matches it. A record no rule
+// matches is Ignored or an *Error with reason unmapped; a rule that fails is an *Error
+// with reason mapping_failed (or the event's own reason, e.g. invalid_event).
+func (m *Mapper) Map(in Input) (Result, error) {
+	t := m.topics[in.Topic]
+	if t == nil {
+		return Result{}, &Error{Topic: in.Topic, Code: ReasonUnmapped, Err: errors.New("the topic has no mapping")}
+	}
+	vars := map[string]any{
+		"value": in.Record.Value, "record_name": in.Record.Name, "key": string(in.Key),
+		"headers": headersOrEmpty(in.Headers), "timestamp": in.Timestamp.UTC(), "topic": in.Topic,
+	}
+	for _, r := range t.rules {
+		if r.match != nil {
+			out, _, err := r.match.Eval(vars)
+			if err != nil {
+				return Result{}, &Error{Topic: t.name, Rule: r.Name, Field: "match", Expr: r.Match, Code: ReasonMappingFailed, Err: err}
+			}
+			if b, ok := out.(types.Bool); !ok || !bool(b) {
+				continue
+			}
+		}
+		ev, err := m.build(t, r, vars)
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{Rule: r.Name, Event: ev}, nil
+	}
+	if t.unmatched == UnmatchedIgnore {
+		return Result{Ignored: true}, nil
+	}
+	return Result{}, &Error{Topic: t.name, Code: ReasonUnmapped, Err: fmt.Errorf("no rule matches a %s record", orUnnamed(in.Record.Name))}
+}
+
+func orUnnamed(name string) string {
+	if name == "" {
+		return "(unnamed)"
+	}
+	return name
+}
+
+func headersOrEmpty(h map[string]string) map[string]string {
+	if h == nil {
+		return map[string]string{}
+	}
+	return h
+}
+
+// build evaluates a matching rule's fields into a validated event.
+func (m *Mapper) build(t *topic, r *rule, vars map[string]any) (orderevents.Event, error) {
+	fail := func(field string, err error) error {
+		return &Error{Topic: t.name, Rule: r.Name, Field: field, Expr: r.Event[strings.TrimPrefix(field, "event.")], Code: ReasonMappingFailed, Err: err}
+	}
+	native := map[string]any{"source": t.name}
+	for _, f := range Fields {
+		p := r.fields[f]
+		if p == nil {
+			continue
+		}
+		out, _, err := p.Eval(vars)
+		if err != nil {
+			return orderevents.Event{}, fail("event."+f, err)
+		}
+		v, err := toGo(out)
+		if err != nil {
+			return orderevents.Event{}, fail("event."+f, err)
+		}
+		switch f {
+		case "occurred_at":
+			at, err := timeOf(v)
+			if err != nil {
+				return orderevents.Event{}, fail("event."+f, err)
+			}
+			native[f] = at
+		case "payload":
+			pm, ok := v.(map[string]any)
+			if !ok {
+				return orderevents.Event{}, fail("event."+f, fmt.Errorf("a map of the %s fields, not %T", r.Kind, v))
+			}
+			if err := m.schema.check(r.Kind, pm); err != nil {
+				return orderevents.Event{}, fail("event."+f, err)
+			}
+			native[f] = map[string]any{r.Kind: pm}
+		case "event_id", "order_id", "source", "partner_id":
+			if v == nil {
+				delete(native, f)
+				continue
+			}
+			s, ok := v.(string)
+			if !ok {
+				return orderevents.Event{}, fail("event."+f, fmt.Errorf("a string, not %T", v))
+			}
+			native[f] = s
+		}
+	}
+	ev, err := avrocodec.FromNative(native)
+	if err != nil {
+		code := avrocodec.ReasonOf(err)
+		if code != avrocodec.ReasonInvalidEvent {
+			code = ReasonMappingFailed
+		}
+		return ev, &Error{Topic: t.name, Rule: r.Name, Code: code, Err: err}
+	}
+	return ev, nil
+}
+
+// timeOf reads an occurred_at value: a timestamp, epoch milliseconds, or RFC 3339 text.
+func timeOf(v any) (time.Time, error) {
+	switch x := v.(type) {
+	case time.Time:
+		return x.UTC(), nil
+	case int64:
+		return time.UnixMilli(x).UTC(), nil
+	case string:
+		t, err := time.Parse(time.RFC3339Nano, x)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("not an RFC 3339 time: %w", err)
+		}
+		return t.UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("a timestamp, epoch milliseconds or RFC 3339 text, not %T", v)
+}
+
+// toGo turns a CEL value into plain Go: nil, bool, int64, float64, string, []byte,
+// time.Time, []any and map[string]any.
+func toGo(v ref.Val) (any, error) {
+	switch v.Type() {
+	case types.NullType:
+		return nil, nil
+	case types.BoolType, types.IntType, types.DoubleType, types.StringType, types.BytesType:
+		return v.Value(), nil
+	case types.UintType:
+		return int64(v.Value().(uint64)), nil
+	case types.TimestampType:
+		return v.Value().(time.Time).UTC(), nil
+	case types.ListType:
+		l := v.(traits.Lister)
+		n := int(l.Size().(types.Int))
+		out := make([]any, 0, n)
+		for i := range n {
+			x, err := toGo(l.Get(types.Int(i)))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, x)
+		}
+		return out, nil
+	case types.MapType:
+		mp := v.(traits.Mapper)
+		out := map[string]any{}
+		for it := mp.Iterator(); it.HasNext() == types.True; {
+			k := it.Next()
+			ks, ok := k.Value().(string)
+			if !ok {
+				return nil, fmt.Errorf("a map key is %s, not a string", k.Type())
+			}
+			x, err := toGo(mp.Get(k))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", ks, err)
+			}
+			out[ks] = x
+		}
+		return out, nil
+	}
+	if n, err := v.ConvertToNative(reflect.TypeFor[any]()); err == nil {
+		return n, nil
+	}
+	return nil, fmt.Errorf("a %s value cannot be an event field", v.Type())
+}
