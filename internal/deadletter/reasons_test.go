@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
+	"github.com/ucprelay/ucprelay/internal/mapping"
 	"github.com/ucprelay/ucprelay/internal/relay"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
@@ -29,6 +30,7 @@ var reasonSources = []struct {
 	{"../../pkg/avrocodec", avrocodec.Reasons, deadletter.StageDecode},
 	{"../../pkg/ucp/fold", fold.Reasons, deadletter.StageFold},
 	{"../relay", relay.Reasons, ""},
+	{"../mapping", mapping.Reasons, deadletter.StageDecode},
 }
 
 // definedReasons reads the Go source (tests excluded) of dir and returns every reason it

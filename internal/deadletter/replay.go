@@ -59,7 +59,7 @@ type ReplayStats struct {
 	// Unavailable could not be, the source record being gone (retention) or not a
 	// record (state), and were not replayed.
 	Refetched, Unavailable int64
-	Took                time.Duration
+	Took                   time.Duration
 }
 
 // DefaultReplayGroup names the progress of a replay with filter f: each filter keeps its

@@ -75,6 +75,9 @@ type Config struct {
 	// an abandoned request late. Set it to the delivery attempt timeout. Default
 	// webhook.DefaultAttemptTimeout.
 	ResendSettle time.Duration
+	// Mapper, when set, maps the input records of the merchant's own schemas to events
+	// (internal/mapping); nil: the input carries ucprelay's own event schema.
+	Mapper RecordMapper
 	// MaxClockSkew bounds how far a freshness stamp may run ahead of the clock. A stamp
 	// strictly increases per order (P2), so an order with more than one snapshot a second
 	// gets stamps ahead of the clock; at the bound its next snapshot waits, its events

@@ -27,6 +27,7 @@ type instruments struct {
 	internalErrors metric.Int64Counter
 	parked         metric.Int64Counter
 	dropped        metric.Int64Counter
+	unmatched      metric.Int64Counter
 	latency        metric.Float64Histogram
 }
 
@@ -58,6 +59,8 @@ func newInstruments() instruments {
 		metric.WithDescription("Orders parked because their stored state cannot be read, by reason."))
 	in.dropped, _ = m.Int64Counter("ucprelay.state.dropped",
 		metric.WithDescription("Orders removed from the state at an operator's request (`ucprelay state drop`)."))
+	in.unmatched, _ = m.Int64Counter("ucprelay.mapping.unmatched",
+		metric.WithDescription("Input records no mapping rule matched, skipped because their topic ignores them (mapping unmatched: ignore), by topic and record name."))
 	in.latency, _ = m.Float64Histogram("ucprelay.delivery.latency", metric.WithUnit("s"),
 		metric.WithDescription("From the newest input event's Kafka timestamp to the partner's 2xx, by partner."))
 	return in
@@ -209,6 +212,8 @@ type Stats struct {
 	Holds, InternalErrors, Parked int64
 	// Deferred counts snapshots that waited for the clock (their stamp at MaxClockSkew).
 	Deferred int64
+	// Unmatched counts input records no mapping rule matched, on topics that ignore them.
+	Unmatched int64
 }
 
 type counters struct {
@@ -220,7 +225,7 @@ type counters struct {
 	pending                                            atomic.Int64
 	paused                                             atomic.Bool
 	holds, internalErrors, parked, dropped             atomic.Int64
-	deferred                                           atomic.Int64
+	deferred, unmatched                                atomic.Int64
 }
 
 // Stats returns the relay's counters.
@@ -233,6 +238,6 @@ func (r *Relay) Stats() Stats {
 		Transactions: c.transactions.Load(), Aborted: c.aborted.Load(), CredentialFailures: c.credentialFailures.Load(),
 		Replayed: c.replayed.Load(), ReplaySkipped: c.replaySkipped.Load(), Pending: c.pending.Load(), Paused: c.paused.Load(),
 		Holds: c.holds.Load(), InternalErrors: c.internalErrors.Load(), Parked: c.parked.Load(),
-		Deferred: c.deferred.Load(),
+		Deferred: c.deferred.Load(), Unmatched: c.unmatched.Load(),
 	}
 }

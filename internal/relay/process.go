@@ -7,10 +7,12 @@ import (
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
+	"github.com/ucprelay/ucprelay/internal/mapping"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
 )
@@ -28,6 +30,31 @@ type Codec interface {
 	Schema() string
 	Fingerprint() uint64
 	Learn(schema string) (uint64, error)
+}
+
+// RecordMapper turns input records of the merchant's own schemas into events
+// (internal/mapping.Records): set, it replaces the Codec's Decode for input records.
+type RecordMapper interface {
+	MapRecord(ctx context.Context, rec *kgo.Record) (mapping.Mapped, error)
+}
+
+// decode turns an input record into an event: with the mapping when one is configured,
+// else with the codec (ucprelay's own schema). ignored: the mapping skips the record.
+func (r *Relay) decode(ctx context.Context, rec *kgo.Record) (ev orderevents.Event, ignored bool, err error) {
+	if r.cfg.Mapper == nil {
+		ev, err = r.codec.Decode(ctx, rec.Value)
+		return ev, false, err
+	}
+	m, err := r.cfg.Mapper.MapRecord(ctx, rec)
+	if err != nil {
+		return ev, false, err
+	}
+	if m.Ignored {
+		r.stats.unmatched.Add(1)
+		r.metrics.add(ctx, r.metrics.unmatched, 1, attribute.String("topic", rec.Topic), attribute.String("record", m.RecordName))
+		return ev, true, nil
+	}
+	return m.Event, false, nil
 }
 
 // HeaderForwardedFrom marks an input record forwarded to its order's partition after
@@ -362,7 +389,10 @@ func (r *Relay) admit(ctx context.Context, w *keyWork, rec *kgo.Record, n int32,
 		}
 		return admission{resend: kind == deadletter.ReplayResend, release: kind == deadletter.RequestRelease, drop: kind == deadletter.RequestDrop}, nil
 	}
-	ev, err := r.codec.Decode(ctx, rec.Value)
+	ev, ignored, err := r.decode(ctx, rec)
+	if ignored {
+		return admission{}, nil
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return admission{}, ctx.Err()

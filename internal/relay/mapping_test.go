@@ -1,0 +1,177 @@
+package relay_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linkedin/goavro/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/ucprelay/ucprelay/internal/deadletter"
+	"github.com/ucprelay/ucprelay/internal/kafkatest"
+	"github.com/ucprelay/ucprelay/internal/mapping"
+	"github.com/ucprelay/ucprelay/internal/sink"
+	"github.com/ucprelay/ucprelay/pkg/avrocodec"
+	"github.com/ucprelay/ucprelay/pkg/orderevents"
+)
+
+// The shop's own schemas (internal/mapping/testdata) and the rules that map them.
+var shopRules = []mapping.Rule{
+	{
+		Name: "order-created", Match: `record_name == "com.shop.orders.OrderCreated"`, Kind: "OrderPlaced",
+		Event: map[string]string{
+			"event_id": `"created-" + value.id`, "order_id": `value.id`, "occurred_at": `millis(value.created_at)`,
+			"partner_id": `value.channel`,
+			"payload": `{
+				"checkout_id": "chk_" + value.id, "permalink_url": "https://shop.example.com/orders/" + value.id,
+				"label": "#" + string(value.number), "currency": value.currency,
+				"line_items": value.items.map(i, {"id": i.sku, "quantity": i.qty,
+					"item": {"id": i.sku, "title": i.title, "price": i.unit_price_cents, "image_url": i.image},
+					"totals": [{"type": "subtotal", "amount": i.unit_price_cents * i.qty}]}),
+				"totals": [
+					{"type": "subtotal", "amount": value.items.map(i, i.unit_price_cents * i.qty).sum()},
+					{"type": "fulfillment", "amount": value.shipping_cents},
+					{"type": "tax", "amount": value.tax_cents},
+					{"type": "total", "amount": value.items.map(i, i.unit_price_cents * i.qty).sum() + value.shipping_cents + value.tax_cents}]}`,
+		},
+	},
+	{
+		Name: "shipment-dispatched", Match: `record_name == "com.shop.wms.ShipmentDispatched"`, Kind: "FulfillmentRecorded",
+		Event: map[string]string{
+			"event_id": `"shipment-" + value.shipment_id`, "order_id": `value.order_id`, "occurred_at": `millis(value.dispatched_at)`,
+			"source": `headers["source-system"]`,
+			"payload": `{"type": "shipped", "carrier": value.carrier, "tracking_number": value.tracking,
+				"lines": value.lines.map(l, {"line_id": l.sku, "quantity": l.qty})}`,
+		},
+	},
+}
+
+// TestMappedInputRealKafka: on the real broker, the input carries the shop's own records
+// (two schemas, Confluent-framed through a schema registry), mapped by rules: each order
+// reaches the partner as the snapshot of the events the rules make; a record of a schema
+// no rule matches is dead-lettered unmapped, one a rule fails on mapping_failed, each
+// with its source; with `unmatched: ignore` the unmatched record is only counted.
+func TestMappedInputRealKafka(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	e := newEnv(t, kafkatest.Brokers(t), 2, sink.Config{})
+	fake := srfake.New()
+	defer fake.Close()
+	reg, err := sr.NewClient(sr.URLs(fake.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type writer struct {
+		id    int
+		codec *goavro.Codec
+	}
+	schema := func(file, subject string) writer {
+		b, err := os.ReadFile("../mapping/testdata/" + file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := reg.CreateSchema(ctx, subject, sr.Schema{Schema: string(b), Type: sr.TypeAvro})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := goavro.NewCodecForStandardJSONFull(string(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return writer{id: s.ID, codec: c}
+	}
+	created, shipped := schema("order_created.avsc", "shop-created"), schema("shipment_dispatched.avsc", "shop-shipped")
+	frame := func(w writer, text string) []byte {
+		native, _, err := w.codec.NativeFromTextual([]byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := w.codec.BinaryFromNative(binary.BigEndian.AppendUint32([]byte{0}, uint32(w.id)), native)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	codec, err := avrocodec.New(avrocodec.WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper, err := mapping.New([]mapping.Topic{{Name: e.input, Rules: shopRules}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := mapping.Records{Mapper: mapper, Codec: codec}
+
+	// Six orders placed, four shipped; the expected events are what the rules make of them.
+	at := time.Now().Add(-2 * time.Hour).UnixMilli()
+	var recs []*kgo.Record
+	for i := range 6 {
+		id := fmt.Sprintf("ord_shop_%d", i)
+		recs = append(recs, &kgo.Record{Key: []byte(id), Value: frame(created, fmt.Sprintf(`{"id": %q, "number": %d, "created_at": %d,
+			"channel": "google", "currency": "USD", "shipping_cents": 800, "tax_cents": 1200,
+			"items": [{"sku": "SKU-%d", "title": "Item %d", "qty": %d, "unit_price_cents": 2500, "image": null}]}`, id, 1000+i, at+int64(i), i, i, i+1))})
+		if i < 4 {
+			recs = append(recs, &kgo.Record{Key: []byte(id), Value: frame(shipped, fmt.Sprintf(`{"shipment_id": "shp_%d", "order_id": %q,
+				"dispatched_at": %d, "carrier": "UPS", "tracking": "1Z%d", "lines": [{"sku": "SKU-%d", "qty": %d}]}`, i, id, at+60000, i, i, i+1)),
+				Headers: []kgo.RecordHeader{{Key: "source-system", Value: []byte("wms")}}})
+		}
+	}
+	want := map[string][]orderevents.Event{}
+	for _, rec := range recs {
+		rec.Topic = e.input
+		m, err := records.MapRecord(ctx, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[m.Event.OrderID] = append(want[m.Event.OrderID], m.Event)
+	}
+	// A record of a schema no rule matches, one the shipment rule fails on (it reads a
+	// header the record lacks), and one whose event is invalid (a negative quantity).
+	refund := schema("refund_issued.avsc", "shop-refunds")
+	unmapped := &kgo.Record{Key: []byte("ord_shop_1"), Value: frame(refund, `{"payment_id": "pay_1", "order_id": "ord_shop_1", "amount_cents": 100}`)}
+	failing := &kgo.Record{Key: []byte("ord_shop_2"), Value: frame(shipped, `{"shipment_id": "shp_y", "order_id": "ord_shop_2",
+		"dispatched_at": 1, "carrier": "UPS", "tracking": null, "lines": [{"sku": "SKU-2", "qty": 1}]}`)}
+	invalid := &kgo.Record{Key: []byte("ord_shop_0"), Value: frame(shipped, `{"shipment_id": "shp_x", "order_id": "ord_shop_0",
+		"dispatched_at": 1, "carrier": "UPS", "tracking": null, "lines": [{"sku": "SKU-0", "qty": -3}]}`),
+		Headers: []kgo.RecordHeader{{Key: "source-system", Value: []byte("wms")}}}
+	recs = append(recs, unmapped, failing, invalid)
+
+	cfg := e.config("a")
+	cfg.Mapper = records
+	e.codec = codec
+	run := e.start(cfg)
+	for _, rec := range recs {
+		rec.Topic = e.input
+	}
+	if err := e.prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitConverged(ctx, oracle(t, want))
+	byReason := map[string]deadletter.Record{}
+	for _, d := range e.deadLetters(ctx, 3) {
+		byReason[d.Reason] = d
+	}
+	for reason, rec := range map[string]*kgo.Record{mapping.ReasonUnmapped: unmapped, mapping.ReasonMappingFailed: failing, "invalid_event": invalid} {
+		d, ok := byReason[reason]
+		switch {
+		case !ok:
+			t.Errorf("no %s dead letter: %v", reason, byReason)
+		case d.Stage != deadletter.StageDecode || d.SourcePartition != rec.Partition || d.SourceOffset != rec.Offset || d.OrderID != string(rec.Key):
+			t.Errorf("%s: dead letter %+v, want the source %d@%d", reason, d, rec.Partition, rec.Offset)
+		}
+	}
+	if d := byReason[mapping.ReasonMappingFailed]; !strings.Contains(d.Error, "rule shipment-dispatched") || !strings.Contains(d.Error, "event.source") {
+		t.Errorf("mapping_failed names no rule and field: %s", d.Error)
+	}
+	if err := run.wait(); err != nil {
+		t.Fatal(err)
+	}
+}
