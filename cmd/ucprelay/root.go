@@ -37,7 +37,7 @@ processed or delivered goes to a dead-letter topic.`,
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.PersistentFlags().StringVar(&a.configFile, "config", "", "YAML configuration file (env UCPRELAY_* and flags override it)")
-	root.AddCommand(a.versionCmd(), a.runCmd(), a.sinkCmd(), a.demoCmd(), a.topicsCmd(), a.stateCmd(), a.keysCmd(), a.dlqCmd(), a.configCmd(), a.produceCmd())
+	root.AddCommand(a.versionCmd(), a.runCmd(), a.sinkCmd(), a.demoCmd(), a.topicsCmd(), a.stateCmd(), a.keysCmd(), a.dlqCmd(), a.configCmd(), a.produceCmd(), a.mappingCmd())
 	return root
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ucprelay/ucprelay/internal/buildinfo"
+	"github.com/ucprelay/ucprelay/internal/mapping"
 	"github.com/ucprelay/ucprelay/internal/relay"
 	"github.com/ucprelay/ucprelay/internal/telemetry"
 	"github.com/ucprelay/ucprelay/internal/topics"
@@ -108,5 +109,9 @@ func (a *app) buildRelay(ctx context.Context, cfg *settings) (*relay.Relay, erro
 	if err != nil {
 		return nil, err
 	}
-	return relay.New(cfg.relayConfig(log), cfg.kafka, codec, cfg.snd)
+	rc := cfg.relayConfig(log)
+	if cfg.mapper != nil {
+		rc.Mapper = mapping.Records{Mapper: cfg.mapper, Codec: codec}
+	}
+	return relay.New(rc, cfg.kafka, codec, cfg.snd)
 }

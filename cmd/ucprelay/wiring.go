@@ -19,6 +19,7 @@ import (
 
 	"github.com/ucprelay/ucprelay/internal/buildinfo"
 	"github.com/ucprelay/ucprelay/internal/config"
+	"github.com/ucprelay/ucprelay/internal/mapping"
 	"github.com/ucprelay/ucprelay/internal/relay"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
 	"github.com/ucprelay/ucprelay/pkg/webhook"
@@ -41,6 +42,21 @@ type settings struct {
 	resolved []string
 	// snd is the webhook sender of every partner.
 	snd *webhook.Sender
+	// mapper maps the merchant's records to order events; nil without a mapping.
+	mapper *mapping.Mapper
+}
+
+// mappingTopics is the configuration's mapping, as internal/mapping takes it.
+func mappingTopics(c *config.Config) []mapping.Topic {
+	out := make([]mapping.Topic, 0, len(c.Mapping))
+	for _, mt := range c.Mapping {
+		t := mapping.Topic{Name: mt.Topic, Unmatched: mapping.Unmatched(mt.Unmatched)}
+		for _, r := range mt.Rules {
+			t.Rules = append(t.Rules, mapping.Rule{Name: r.Name, Match: r.Match, Kind: r.Kind, Event: r.Event})
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // wire builds the settings of cfg; environ holds the environment variables secrets may
@@ -53,6 +69,16 @@ func wire(cfg *config.Config, environ []string, partnerSecrets bool) (*settings,
 	var err error
 	if s.snd, err = webhook.NewSender(webhook.WithAttemptTimeout(cfg.Delivery.AttemptTimeout)); err != nil {
 		return nil, fmt.Errorf("config: delivery.attempt_timeout: %w", err)
+	}
+	if len(cfg.Mapping) > 0 {
+		if s.mapper, err = mapping.New(mappingTopics(cfg)); err != nil {
+			errs = append(errs, fmt.Errorf("config: %w", err)) // it names mapping, the topic, the rule, the field
+		}
+		for _, mt := range cfg.Mapping {
+			if mt.Topic != cfg.Kafka.InputTopic {
+				bad("mapping", fmt.Errorf("topic %s: the relay reads one input topic, kafka.input_topic (%s); map that one", mt.Topic, cfg.Kafka.InputTopic))
+			}
+		}
 	}
 	if err := s.wireKafka(environ); err != nil {
 		errs = append(errs, err)

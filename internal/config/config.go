@@ -43,9 +43,30 @@ type Config struct {
 	Delivery       Delivery  `koanf:"delivery"`
 	Log            Log       `koanf:"log"`
 	Telemetry      Telemetry `koanf:"telemetry"`
+	// Mapping turns the merchant's own records into order events, per input topic
+	// (internal/mapping). Empty: the input carries ucprelay's own event schema.
+	Mapping []MappedTopic `koanf:"mapping"`
 
 	// set holds the keys a source set, so that an explicit zero is told from an unset key.
 	set map[string]bool
+}
+
+// MappedTopic is the mapping of one input topic's records to order events.
+type MappedTopic struct {
+	Topic string `koanf:"topic"`
+	// Unmatched: dead_letter (default: a record no rule matches is dead-lettered as
+	// unmapped) or ignore (skipped, counted).
+	Unmatched string        `koanf:"unmatched"`
+	Rules     []MappingRule `koanf:"rules"`
+}
+
+// MappingRule builds one order event of kind Kind from each record Match selects; each
+// field of Event is a CEL expression (see internal/mapping for the variables).
+type MappingRule struct {
+	Name  string            `koanf:"name"`
+	Match string            `koanf:"match"`
+	Kind  string            `koanf:"kind"`
+	Event map[string]string `koanf:"event"`
 }
 
 // Telemetry configures the operational endpoints and exporters.
