@@ -37,6 +37,11 @@ const (
 	HeaderRelayVersion = "ucprelay.version"
 	// HeaderValueOmitted is the size of the original value when it was too large to copy.
 	HeaderValueOmitted = "ucprelay.value.omitted"
+	// HeaderSourceTimestamp is the input record's timestamp (RFC 3339).
+	HeaderSourceTimestamp = "ucprelay.source.timestamp"
+	// HeaderSourceHeaderPrefix starts the copy of each of the input record's own headers
+	// (those not of ucprelay): a mapping may read them, so a replay restores them.
+	HeaderSourceHeaderPrefix = "ucprelay.source.header."
 )
 
 // maxErrorLen bounds the error text kept in a header.
@@ -73,6 +78,24 @@ type Record struct {
 	// ValueOmitted is the size of an original value too large for the dead-letter topic:
 	// Value is then a reference, and the source coordinates locate the original bytes.
 	ValueOmitted int `json:"value_omitted,omitempty"`
+	// SourceTimestamp and SourceHeaders are the input record's timestamp and own headers,
+	// which a replay gives the record back.
+	SourceTimestamp time.Time          `json:"source_timestamp,omitzero"`
+	SourceHeaders   []kgo.RecordHeader `json:"source_headers,omitempty"`
+}
+
+// FromSource returns a dead letter of input record rec: its key, coordinates, value,
+// timestamp and own headers (a replay restores them). The caller sets stage, reason and
+// error.
+func FromSource(rec *kgo.Record) Record {
+	r := Record{OrderID: string(rec.Key), SourceTopic: rec.Topic, SourcePartition: rec.Partition, SourceOffset: rec.Offset,
+		Value: rec.Value, SourceTimestamp: rec.Timestamp}
+	for _, h := range rec.Headers {
+		if !strings.HasPrefix(h.Key, "ucprelay.") {
+			r.SourceHeaders = append(r.SourceHeaders, h)
+		}
+	}
+	return r
 }
 
 // Reference is the value of a delivery failure's record: which snapshot failed. Replay
@@ -122,6 +145,12 @@ func (r Record) ToKafka(topic string, secrets ...string) *kgo.Record {
 	if r.ValueOmitted > 0 {
 		add(HeaderValueOmitted, strconv.Itoa(r.ValueOmitted))
 	}
+	if !r.SourceTimestamp.IsZero() {
+		add(HeaderSourceTimestamp, r.SourceTimestamp.UTC().Format(time.RFC3339Nano))
+	}
+	for _, sh := range r.SourceHeaders {
+		h = append(h, kgo.RecordHeader{Key: HeaderSourceHeaderPrefix + sh.Key, Value: sh.Value})
+	}
 	return &kgo.Record{Topic: topic, Key: []byte(r.OrderID), Value: r.Value, Headers: h}
 }
 
@@ -169,6 +198,13 @@ func FromKafka(kr *kgo.Record) (Record, error) {
 			var perr error
 			r.ValueOmitted, perr = strconv.Atoi(v)
 			err = errors.Join(err, perr)
+		case HeaderSourceTimestamp:
+			t, perr := time.Parse(time.RFC3339Nano, v)
+			r.SourceTimestamp, err = t, errors.Join(err, perr)
+		default:
+			if k, ok := strings.CutPrefix(h.Key, HeaderSourceHeaderPrefix); ok {
+				r.SourceHeaders = append(r.SourceHeaders, kgo.RecordHeader{Key: k, Value: h.Value})
+			}
 		}
 	}
 	if r.Reason == "" || r.Stage == "" {

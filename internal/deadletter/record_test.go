@@ -33,6 +33,9 @@ func TestRecordRoundTrip(t *testing.T) {
 			FirstFailure: failedAt.Add(-10 * time.Minute), LastFailure: failedAt, Error: "503 Service Unavailable",
 			RelayVersion: "dev", Value: deadletter.EncodeReference(deadletter.Reference{OrderID: "ord_3", Partner: "google", SnapshotVersion: 4, WebhookID: "wh"})}},
 		{"empty value", deadletter.Record{OrderID: "ord_4", Reason: "missing_key", Stage: deadletter.StageDecode}},
+		{"source headers and timestamp", deadletter.Record{OrderID: "ord_5", Reason: "unmapped", Stage: deadletter.StageDecode,
+			SourceTopic: "shop.orders", SourceOffset: 7, Value: []byte("x"), SourceTimestamp: failedAt.Add(-time.Hour),
+			SourceHeaders: []kgo.RecordHeader{{Key: "source-system", Value: []byte("oms")}, {Key: "traceparent", Value: []byte("00-abc")}}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

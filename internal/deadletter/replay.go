@@ -258,13 +258,13 @@ func replayRecord(kr *kgo.Record, r Record, topic string, partition int32) *kgo.
 	} else if ref, err := ParseReference(r.Value); err == nil && ref.OrderID == r.OrderID {
 		kind = ReplayResend // a snapshot that could not be rendered
 	}
-	return &kgo.Record{
-		Topic: topic, Partition: partition, Key: []byte(r.OrderID), Value: r.Value,
-		Headers: []kgo.RecordHeader{
-			{Key: HeaderReplayKind, Value: []byte(kind)},
-			{Key: HeaderReplayOf, Value: fmt.Appendf(nil, "%s/%d@%d", kr.Topic, kr.Partition, kr.Offset)},
-		},
+	out := &kgo.Record{
+		Topic: topic, Partition: partition, Key: []byte(r.OrderID), Value: r.Value, Timestamp: r.SourceTimestamp,
+		Headers: append(append([]kgo.RecordHeader{}, r.SourceHeaders...),
+			kgo.RecordHeader{Key: HeaderReplayKind, Value: []byte(kind)},
+			kgo.RecordHeader{Key: HeaderReplayOf, Value: fmt.Appendf(nil, "%s/%d@%d", kr.Topic, kr.Partition, kr.Offset)}),
 	}
+	return out
 }
 
 // retriable runs fn until it succeeds, fails for good, or 30 s of retriable errors

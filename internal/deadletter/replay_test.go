@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -76,7 +77,8 @@ func TestReplayRoutesAndResumesRealKafka(t *testing.T) {
 		deliverFailure("ord_other", "http_rejected"),
 	)
 	written = append(written, e.dead(w, 1,
-		deadletter.Record{OrderID: "ord_decode", Reason: "corrupt_payload", Stage: deadletter.StageDecode, Value: []byte{0xc3, 0x01, 0xff}},
+		deadletter.Record{OrderID: "ord_decode", Reason: "corrupt_payload", Stage: deadletter.StageDecode, Value: []byte{0xc3, 0x01, 0xff},
+			SourceTimestamp: time.UnixMilli(1788000000123).UTC(), SourceHeaders: []kgo.RecordHeader{{Key: "source-system", Value: []byte("oms")}}},
 		deadletter.Record{OrderID: "ord_fold", Reason: "over_fulfilled", Stage: deadletter.StageFold, Value: []byte("event bytes")},
 	)...)
 	written = append(written, e.produce(rec(dlq, 1, "ord_plain", "no dead-letter headers"))...)
@@ -123,6 +125,10 @@ func TestReplayRoutesAndResumesRealKafka(t *testing.T) {
 		}
 		if got := header(r, deadletter.HeaderReplayOf); got != replayOf(src) {
 			t.Errorf("order %s: replay-of %q, want %q", order, got, replayOf(src))
+		}
+		// The input record's own headers and timestamp come back with it (a mapping may read them).
+		if order == "ord_decode" && (header(r, "source-system") != "oms" || r.Timestamp.UnixMilli() != 1788000000123) {
+			t.Errorf("order %s replayed with headers %v at %s, want its source's", order, r.Headers, r.Timestamp)
 		}
 	}
 	if len(owners) < 2 {

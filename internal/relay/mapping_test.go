@@ -137,8 +137,8 @@ func TestMappedInputRealKafka(t *testing.T) {
 	// header the record lacks), and one whose event is invalid (a negative quantity).
 	refund := schema("refund_issued.avsc", "shop-refunds")
 	unmapped := &kgo.Record{Key: []byte("ord_shop_1"), Value: frame(refund, `{"payment_id": "pay_1", "order_id": "ord_shop_1", "amount_cents": 100}`)}
-	failing := &kgo.Record{Key: []byte("ord_shop_2"), Value: frame(shipped, `{"shipment_id": "shp_y", "order_id": "ord_shop_2",
-		"dispatched_at": 1, "carrier": "UPS", "tracking": null, "lines": [{"sku": "SKU-2", "qty": 1}]}`)}
+	failing := &kgo.Record{Key: []byte("ord_shop_5"), Value: frame(shipped, `{"shipment_id": "shp_y", "order_id": "ord_shop_5",
+		"dispatched_at": 1, "carrier": "UPS", "tracking": null, "lines": [{"sku": "SKU-5", "qty": 1}]}`)}
 	invalid := &kgo.Record{Key: []byte("ord_shop_0"), Value: frame(shipped, `{"shipment_id": "shp_x", "order_id": "ord_shop_0",
 		"dispatched_at": 1, "carrier": "UPS", "tracking": null, "lines": [{"sku": "SKU-0", "qty": -3}]}`),
 		Headers: []kgo.RecordHeader{{Key: "source-system", Value: []byte("wms")}}}
@@ -171,6 +171,48 @@ func TestMappedInputRealKafka(t *testing.T) {
 	if d := byReason[mapping.ReasonMappingFailed]; !strings.Contains(d.Error, "rule shipment-dispatched") || !strings.Contains(d.Error, "event.source") {
 		t.Errorf("mapping_failed names no rule and field: %s", d.Error)
 	}
+	if err := run.wait(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The mapping is fixed (a rule for refunds, the shipment rule without the header it
+	// required), the relay restarted, and `dlq replay` of unmapped and mapping_failed
+	// brings both records back: their orders take the new events.
+	fixed := append([]mapping.Rule{}, shopRules...)
+	fixed[1].Event = map[string]string{}
+	for k, v := range shopRules[1].Event {
+		fixed[1].Event[k] = v
+	}
+	fixed[1].Event["source"] = `"source-system" in headers ? headers["source-system"] : "wms"`
+	fixed = append(fixed, mapping.Rule{
+		Name: "refund-issued", Match: `record_name == "com.shop.payments.RefundIssued"`, Kind: "AdjustmentRecorded",
+		Event: map[string]string{
+			"event_id": `"refund-" + value.payment_id`, "order_id": `value.order_id`, "occurred_at": `timestamp`,
+			"payload": `{"adjustment_id": value.payment_id, "type": "refund", "status": "completed", "currency": "USD",
+				"totals": [{"type": "total", "amount": -value.amount_cents}]}`,
+		},
+	})
+	mapper2, err := mapping.New([]mapping.Topic{{Name: e.input, Rules: fixed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	records2 := mapping.Records{Mapper: mapper2, Codec: codec}
+	for _, rec := range []*kgo.Record{unmapped, failing} {
+		m, err := records2.MapRecord(ctx, rec)
+		if err != nil {
+			t.Fatalf("the fixed mapping fails %s: %v", rec.Key, err)
+		}
+		want[m.Event.OrderID] = append(want[m.Event.OrderID], m.Event)
+	}
+	cfg.Mapper = records2
+	cfg.TransactionalID += ".fixed"
+	run = e.start(cfg)
+	st, err := deadletter.Replay(ctx, deadletter.ReplayConfig{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(e.seeds...)}, Topic: e.dlq, InputTopic: e.input,
+		Filter: deadletter.Filter{Reasons: []string{mapping.ReasonUnmapped, mapping.ReasonMappingFailed}}})
+	if err != nil || st.Replayed != 2 {
+		t.Fatalf("replay: %+v, %v", st, err)
+	}
+	e.waitConverged(ctx, oracle(t, want))
 	if err := run.wait(); err != nil {
 		t.Fatal(err)
 	}

@@ -186,19 +186,15 @@ func (r *Relay) internalError(ctx context.Context, b *batch, w *keyWork, v any, 
 		if rec.Headers != nil && deadletter.ReplayKindOf(rec.Headers) == deadletter.ReplayResend {
 			continue // a request for a resend holds no event: nothing is lost
 		}
-		b.deadLetter(r.dlq, deadletter.Record{
-			OrderID: string(rec.Key), Stage: deadletter.StageFold, Reason: ReasonInternal,
-			Error:       fmt.Sprintf("internal error (a bug; report it with ucprelay.version): %v", v),
-			SourceTopic: rec.Topic, SourcePartition: rec.Partition, SourceOffset: rec.Offset, Value: rec.Value,
-		})
+		d := deadletter.FromSource(rec)
+		d.Stage, d.Reason, d.Error = deadletter.StageFold, ReasonInternal, fmt.Sprintf("internal error (a bug; report it with ucprelay.version): %v", v)
+		b.deadLetter(r.dlq, d)
 	}
 }
 
 // processKey folds one order's records of a poll into the batch.
 func (r *Relay) processKey(ctx context.Context, b *batch, w *keyWork) error {
-	src := func(rec *kgo.Record) deadletter.Record {
-		return deadletter.Record{OrderID: string(rec.Key), SourceTopic: rec.Topic, SourcePartition: rec.Partition, SourceOffset: rec.Offset, Value: rec.Value}
-	}
+	src := deadletter.FromSource
 	n := r.inputPartitions.Load()
 	var (
 		news    []orderevents.Event

@@ -59,15 +59,15 @@ func (r *Relay) fitsState(key string, v []byte) bool {
 
 // tooLarge dead-letters an event that would make its order's state record too large.
 func (r *Relay) tooLarge(w *keyWork, ev orderevents.Event, size int, rec *kgo.Record) {
-	d := deadletter.Record{OrderID: w.key, Stage: deadletter.StageFold, Reason: ReasonOrderTooLarge,
-		Error: fmt.Sprintf("event %s would make the order's state record %d bytes, above the %d bytes %s takes (its max.message.bytes): the order keeps its last good state; raise max.message.bytes of %s, then replay",
-			ev.ID, size, r.stateLimit.Load(), r.cfg.StateTopic, r.cfg.StateTopic)}
+	d := deadletter.Record{OrderID: w.key, SourceTopic: r.cfg.StateTopic, SourcePartition: w.p.id, SourceOffset: -1}
 	if rec != nil {
-		d.SourceTopic, d.SourcePartition, d.SourceOffset, d.Value = rec.Topic, rec.Partition, rec.Offset, rec.Value
+		d = deadletter.FromSource(rec)
 	} else {
-		d.SourceTopic, d.SourcePartition, d.SourceOffset = r.cfg.StateTopic, w.p.id, -1
 		d.Value, _ = r.codec.EncodeSingleObject(ev)
 	}
+	d.Stage, d.Reason = deadletter.StageFold, ReasonOrderTooLarge
+	d.Error = fmt.Sprintf("event %s would make the order's state record %d bytes, above the %d bytes %s takes (its max.message.bytes): the order keeps its last good state; raise max.message.bytes of %s, then replay",
+		ev.ID, size, r.stateLimit.Load(), r.cfg.StateTopic, r.cfg.StateTopic)
 	w.dead = append(w.dead, d)
 }
 
