@@ -217,3 +217,70 @@ func TestMappedInputRealKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// With `unmatched: ignore` a record no rule matches is skipped and counted, never
+// dead-lettered (kfake; single-object framing, the shop's schema known by fingerprint).
+func TestMappedInputIgnoresUnmatchedKfake(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := newEnv(t, kafkatest.Fake(t, 2).ListenAddrs(), 2, sink.Config{})
+	read := func(file string) string {
+		b, err := os.ReadFile("../mapping/testdata/" + file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	created, refund := read("order_created.avsc"), read("refund_issued.avsc")
+	codec, err := avrocodec.New(avrocodec.WithKnownSchemas(created, refund))
+	if err != nil {
+		t.Fatal(err)
+	}
+	single := func(schema, text string) []byte {
+		c, err := goavro.NewCodecForStandardJSONFull(schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		native, _, err := c.NativeFromTextual([]byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := c.SingleFromNative(nil, native)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	mapper, err := mapping.New([]mapping.Topic{{Name: e.input, Rules: shopRules[:1], Unmatched: mapping.UnmatchedIgnore}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := mapping.Records{Mapper: mapper, Codec: codec}
+	placed := &kgo.Record{Topic: e.input, Key: []byte("ord_ign"), Value: single(created, `{"id": "ord_ign", "number": 7, "created_at": 1788000000000,
+		"channel": "google", "currency": "USD", "shipping_cents": 0, "tax_cents": 0,
+		"items": [{"sku": "SKU-1", "title": "One", "qty": 1, "unit_price_cents": 100, "image": null}]}`)}
+	ignored := &kgo.Record{Topic: e.input, Key: []byte("ord_ign"), Value: single(refund, `{"payment_id": "p", "order_id": "ord_ign", "amount_cents": 5}`)}
+	m, err := records.MapRecord(ctx, placed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config("a")
+	cfg.Mapper = records
+	e.codec = codec
+	run := e.start(cfg)
+	if err := e.prod.ProduceSync(ctx, ignored, placed).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitConverged(ctx, oracle(t, map[string][]orderevents.Event{"ord_ign": {m.Event}}))
+	for run.r.Stats().Unmatched != 1 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("stats %+v: want 1 unmatched record", run.r.Stats())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if st := run.r.Stats(); st.DeadLettered != 0 {
+		t.Errorf("dead-lettered %d", st.DeadLettered)
+	}
+}
