@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/linkedin/goavro/v2"
@@ -26,8 +27,13 @@ type Generic struct {
 	Schema string
 }
 
-// plainCodecs are the standard-JSON codecs of writer schemas, by the writer codec.
-var plainCodecs sync.Map // *goavro.Codec → *goavro.Codec
+// plainCodecs are, by writer codec, its standard-JSON codec and record name.
+var plainCodecs sync.Map // *goavro.Codec → *plainCodec
+
+type plainCodec struct {
+	std  *goavro.Codec
+	name string
+}
 
 // DecodeGeneric decodes a record value of any schema the codec can resolve (Confluent
 // framing through the registry, single-object encoding by fingerprint), with the same
@@ -68,34 +74,39 @@ func GenericFromJSON(schema string, text []byte) (Generic, error) {
 
 // plain turns a native datum of wc into its standard JSON form.
 func plain(wc *goavro.Codec, native any) (Generic, error) {
-	pc, ok := plainCodecs.Load(wc)
+	v, ok := plainCodecs.Load(wc)
 	if !ok {
 		std, err := goavro.NewCodecForStandardJSONFull(wc.Schema())
 		if err != nil {
 			return Generic{}, decodeErr(ReasonCorruptPayload, "writer schema: %v", err)
 		}
-		pc, _ = plainCodecs.LoadOrStore(wc, std)
+		v, _ = plainCodecs.LoadOrStore(wc, &plainCodec{std: std, name: recordName(wc.Schema())})
 	}
-	text, err := pc.(*goavro.Codec).TextualFromNative(nil, native)
+	pc := v.(*plainCodec)
+	text, err := pc.std.TextualFromNative(nil, native)
 	if err != nil {
 		return Generic{}, decodeErr(ReasonCorruptPayload, "%v", err)
 	}
 	d := json.NewDecoder(bytes.NewReader(text))
 	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
+	var datum any
+	if err := d.Decode(&datum); err != nil {
 		return Generic{}, decodeErr(ReasonCorruptPayload, "%v", err)
 	}
+	return Generic{Name: pc.name, Value: numbers(datum), Schema: wc.Schema()}, nil
+}
+
+// recordName is the full name of a schema's top-level record.
+func recordName(schema string) string {
 	var head struct {
 		Name      string `json:"name"`
 		Namespace string `json:"namespace"`
 	}
-	_ = json.Unmarshal([]byte(wc.Schema()), &head)
-	name := head.Name
-	if head.Namespace != "" && !bytes.ContainsRune([]byte(name), '.') {
-		name = head.Namespace + "." + name
+	_ = json.Unmarshal([]byte(schema), &head)
+	if head.Namespace != "" && !strings.Contains(head.Name, ".") {
+		return head.Namespace + "." + head.Name
 	}
-	return Generic{Name: name, Value: numbers(v), Schema: wc.Schema()}, nil
+	return head.Name
 }
 
 // numbers turns json.Number into int64 (or float64 for a fraction) throughout v.
