@@ -128,25 +128,37 @@ const (
 
 // Decode turns a record value into a validated event.
 func (c *Codec) Decode(ctx context.Context, value []byte) (ev orderevents.Event, err error) {
-	// goavro guards its own decoding, but a mapping bug must never take the relay down
-	// with one bad record: turn a panic into a dead-letter reason.
-	defer func() {
-		if r := recover(); r != nil {
-			err = decodeErr(ReasonCorruptPayload, "panic while decoding: %v", r)
-		}
-	}()
-	wc, body, err := c.writerCodec(ctx, value)
+	defer recoverDecode(&err)
+	_, native, err := c.native(ctx, value)
 	if err != nil {
 		return ev, err
 	}
+	return fromNative(native)
+}
+
+// recoverDecode turns a panic while decoding into a dead-letter reason: goavro guards its
+// own decoding, but a bug in ours must never take the relay down with one bad record.
+// Deferred by every decoding entry point.
+func recoverDecode(err *error) {
+	if r := recover(); r != nil {
+		*err = decodeErr(ReasonCorruptPayload, "panic while decoding: %v", r)
+	}
+}
+
+// native decodes a record value with its writer's schema into goavro's native form.
+func (c *Codec) native(ctx context.Context, value []byte) (*goavro.Codec, any, error) {
+	wc, body, err := c.writerCodec(ctx, value)
+	if err != nil {
+		return nil, nil, err
+	}
 	native, rest, err := wc.NativeFromBinary(body)
 	if err != nil {
-		return ev, decodeErr(ReasonCorruptPayload, "%v", err)
+		return nil, nil, decodeErr(ReasonCorruptPayload, "%v", err)
 	}
 	if len(rest) != 0 {
-		return ev, decodeErr(ReasonCorruptPayload, "%d bytes after the datum", len(rest))
+		return nil, nil, decodeErr(ReasonCorruptPayload, "%d bytes after the datum", len(rest))
 	}
-	return fromNative(native)
+	return wc, native, nil
 }
 
 // Canonical reports whether value is already what [Codec.EncodeSingleObject] would

@@ -39,21 +39,10 @@ type plainCodec struct {
 // framing through the registry, single-object encoding by fingerprint), with the same
 // dead-letter reasons as [Codec.Decode] for what does not decode.
 func (c *Codec) DecodeGeneric(ctx context.Context, value []byte) (g Generic, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = decodeErr(ReasonCorruptPayload, "panic while decoding: %v", r)
-		}
-	}()
-	wc, body, err := c.writerCodec(ctx, value)
+	defer recoverDecode(&err)
+	wc, native, err := c.native(ctx, value)
 	if err != nil {
 		return g, err
-	}
-	native, rest, err := wc.NativeFromBinary(body)
-	if err != nil {
-		return g, decodeErr(ReasonCorruptPayload, "%v", err)
-	}
-	if len(rest) != 0 {
-		return g, decodeErr(ReasonCorruptPayload, "%d bytes after the datum", len(rest))
 	}
 	return plain(wc, native)
 }
