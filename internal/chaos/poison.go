@@ -15,7 +15,8 @@ import (
 
 // poisonKind is one kind of bad record of the poison storm, and the dead-letter reason
 // the relays must give it: the rows of the poison matrix (internal/relay/poison_test.go)
-// that a producer can write to the input topic.
+// that a producer can write to the input topic. A kind without a reason is an order
+// that is not the relays' (a platform not configured): never dead-lettered, never sent.
 type poisonKind struct {
 	reason string
 	record func(n int, ev orderevents.Event) (*kgo.Record, error)
@@ -71,7 +72,7 @@ func (s *scenarioRun) poisonKinds() []poisonKind {
 			// The Confluent wire format (magic 0, schema id 1), and no registry configured.
 			return &kgo.Record{Key: key("confluent", n), Value: append([]byte{0, 0, 0, 0, 1}, v[10:]...)}, nil
 		}},
-		{"unknown_partner", func(n int, ev orderevents.Event) (*kgo.Record, error) {
+		{"", func(n int, ev orderevents.Event) (*kgo.Record, error) {
 			id := string(key("partner", n))
 			ev.ID, ev.OrderID, ev.PartnerID = id+"_e", id, "nobody"
 			v, err := encoded(ev)
@@ -100,7 +101,11 @@ func (s *scenarioRun) poisonStorm(ctx context.Context, d time.Duration, sample o
 			return err
 		}
 		s.fmu.Lock()
-		for _, k := range kinds {
+		for i, k := range kinds {
+			if k.reason == "" {
+				s.notOurs = append(s.notOurs, string(recs[i].Key))
+				continue
+			}
 			s.poison[k.reason]++
 		}
 		s.fmu.Unlock()

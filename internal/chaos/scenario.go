@@ -70,7 +70,10 @@ type Report struct {
 	// Poison counts the poison records produced, by the reason each must be
 	// dead-lettered with: DeadBefore must hold exactly as many of each.
 	Poison map[string]int
-	Took   time.Duration
+	// NotOurs counts the orders of a platform not configured (never to be sent);
+	// Leaked those the partner got anyway.
+	NotOurs, Leaked int
+	Took            time.Duration
 }
 
 // afterReplay is how many dead letters of a poison reason the topic must hold after the
@@ -110,6 +113,9 @@ func (r Report) Broken() []string {
 			b = append(b, fmt.Sprintf("P8 containment: %d poison records must be dead-lettered %s exactly once, the dead-letter topic holds %d", want, reason, got))
 		}
 	}
+	if r.Leaked > 0 {
+		b = append(b, fmt.Sprintf("only a partner's own orders leave: the partner got %d of %d orders of a platform that is not configured", r.Leaked, r.NotOurs))
+	}
 	if !r.poisonReplayed() {
 		for _, reason := range slices.Sorted(maps.Keys(r.Poison)) {
 			if got, want := r.DeadAfter[reason], r.afterReplay(reason); got != want {
@@ -138,8 +144,10 @@ type scenarioRun struct {
 	rng    *rand.Rand
 	faults map[string]int
 	fmu    sync.Mutex
-	poison map[string]int    // poison records produced, by reason; under fmu
-	sample orderevents.Event // an event of the workload, for poison records
+	poison map[string]int // poison records produced, by reason; under fmu
+	// notOurs are the orders of a platform not configured the storm placed; under fmu.
+	notOurs []string
+	sample  orderevents.Event // an event of the workload, for poison records
 
 	rejectOn atomic.Bool
 	rejected sync.Map // order id → true: its deliveries are refused with 422 while rejectOn
@@ -282,6 +290,12 @@ func RunScenario(ctx context.Context, o ScenarioOptions) (Report, error) {
 	}
 	if rep.NotAcked, err = s.notAcked(ctx, wl); err != nil {
 		return rep, err
+	}
+	rep.NotOurs = len(s.notOurs)
+	for _, id := range s.notOurs {
+		if _, ok := s.snk.Latest(id); ok {
+			rep.Leaked++
+		}
 	}
 	st := s.snk.Stats()
 	rep.Delivered, rep.Stale, rep.Invalid = st.Accepted, st.Stale, st.Invalid
@@ -566,6 +580,9 @@ func (s *scenarioRun) notAcked(ctx context.Context, wl Workload) (int, error) {
 				return 0, err
 			}
 			for id, v := range ps.Orders {
+				if statestore.IsNotOurs(v) {
+					continue // an order of a platform not configured: no snapshot to acknowledge
+				}
 				h, err := statestore.ParseHeader(v)
 				if err != nil {
 					return 0, err
@@ -625,6 +642,7 @@ func (r Report) Print(w io.Writer) {
 	for _, k := range slices.Sorted(maps.Keys(r.Poison)) {
 		fmt.Fprintf(tw, "poison records %s (produced → dead-lettered)\t%d → %d\n", k, r.Poison[k], r.DeadBefore[k])
 	}
+	fmt.Fprintf(tw, "orders of a platform not configured (placed → sent)\t%d → %d\n", r.NotOurs, r.Leaked)
 	broken := r.Broken()
 	if len(broken) == 0 {
 		fmt.Fprintf(tw, "promises\tkept\n")

@@ -37,8 +37,9 @@ type Config struct {
 	Kafka          Kafka              `koanf:"kafka"`
 	SchemaRegistry SchemaRegistry     `koanf:"schema_registry"`
 	Partners       map[string]Partner `koanf:"partners"`
-	// DefaultPartner receives orders whose events name no partner id. Optional when
-	// there is exactly one partner.
+	// DefaultPartner declares that every order on the input whose events name no partner
+	// id belongs to this partner. Unset (never implied, not even with one partner): such
+	// an order is not the relay's and is never sent.
 	DefaultPartner string    `koanf:"default_partner"`
 	Delivery       Delivery  `koanf:"delivery"`
 	Log            Log       `koanf:"log"`

@@ -69,9 +69,12 @@ type Summary struct {
 	// fetching paused on the pending bound during the outage.
 	BreakerOpened int
 	Paused        bool
+	// NotOurs counts the orders placed through a platform that was not configured: never
+	// sent. Leaked counts those the partner got anyway (must be 0).
+	NotOurs, Leaked int
 	// DeadLetters counts the dead-letter records before the replay, by reason; Replayed
 	// the records replayed; DeadLettersAfter the records in the topic after the replay
-	// (the same: the replayed order was delivered, nothing new failed).
+	// (one more: the replayed poison record is still poison).
 	DeadLetters         int
 	DeadLettersByReason map[string]int
 	Replayed            int
@@ -84,7 +87,8 @@ const (
 	stateTopic = "ucprelay.state"
 	group      = "ucprelay-demo"
 	apiKey     = "demo-api-key" //nolint:gosec // the demo's own sink key, not a credential
-	// latePartner is onboarded mid-demo: its order is dead-lettered until then.
+	// latePartner is onboarded mid-demo: its order placed before is not ours (never
+	// sent), the one placed after is delivered.
 	latePartner = "shopbot"
 )
 
@@ -92,8 +96,9 @@ var partners = []string{"google", "acme-agent"}
 
 // Run runs the demo: it streams order lifecycles for several partners through the relay
 // into the validating sink, takes the partner down for a while (the breaker opens,
-// deliveries wait, fetching pauses), brings it back, then onboards a partner whose order
-// was dead-lettered and replays it from the dead-letter topic. It returns when every
+// deliveries wait, fetching pauses), brings it back, then onboards a partner whose first
+// order (placed before) was never sent, not being ours, and whose next order is; last it
+// replays the poison record from the dead-letter topic. It returns when every
 // order converged, or with an error when a check fails or the duration ends.
 func Run(ctx context.Context, o Options) (Summary, error) {
 	if o.Orders <= 0 {
@@ -224,7 +229,8 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	byOrder, stream := workload(o.Orders, time.Now().Add(-48*time.Hour).UTC().Truncate(time.Second))
 	sum.Events = len(stream) + 1
 	late := gen.Placed("ord_shopbot_1", latePartner, 99, time.Now().Add(-time.Hour).UTC().Truncate(time.Second))
-	byOrder[late.OrderID] = []orderevents.Event{late}
+	onboardedOrder := gen.Placed("ord_shopbot_2", latePartner, 100, time.Now().Add(-time.Minute).UTC().Truncate(time.Second))
+	byOrder[onboardedOrder.OrderID] = []orderevents.Event{onboardedOrder}
 	want, err := oracle.Bodies(byOrder)
 	if err != nil {
 		return sum, err
@@ -285,19 +291,27 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if err := <-produced; err != nil {
 		return sum, err
 	}
-	onboarded := func(id string) bool { return id != late.OrderID }
+	onboarded := func(id string) bool { return id != onboardedOrder.OrderID }
 	if err := waitConverged(ctx, snk, want, onboarded); err != nil {
 		stopProgress()
 		return sum, fmt.Errorf("demo: %w", err)
 	}
-	for len(deadCh) > 0 || sum.DeadLetters < 2 {
+	for first.r.Stats().NotOursOrders < 1 {
+		if err := wait.Sleep(ctx, 50*time.Millisecond); err != nil {
+			stopProgress()
+			return sum, fmt.Errorf("demo: the %s order was never found not ours: %w", latePartner, err)
+		}
+	}
+	sum.NotOurs = int(first.r.Stats().NotOursOrders)
+	out.printf("not ours   order %s: placed through %s, which is not configured: nothing of it is kept or sent\n", late.OrderID, latePartner)
+	for len(deadCh) > 0 || sum.DeadLetters < 1 {
 		select {
 		case d := <-deadCh:
 			sum.DeadLetters++
 			sum.DeadLettersByReason[d.Reason]++
 		case <-ctx.Done():
 			stopProgress()
-			return sum, fmt.Errorf("demo: %d dead letters, want the poison record and the %s order: %w", sum.DeadLetters, latePartner, ctx.Err())
+			return sum, fmt.Errorf("demo: %d dead letters, want the poison record: %w", sum.DeadLetters, ctx.Err())
 		}
 	}
 	stopProgress()
@@ -305,8 +319,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		return sum, fmt.Errorf("demo: relay: %w", err)
 	}
 
-	// 7. The operator onboards the late partner (a restart with the new configuration),
-	// inspects the dead-letter topic and replays the order that waited for it.
+	// 7. The operator onboards the late partner (a restart with the new configuration):
+	// its next order is delivered. Then the operator inspects the dead-letter topic and
+	// replays the poison record, which is dead-lettered again (replay is harmless).
 	out.printf("\n---- the operator adds partner %s to the configuration and restarts the relay\n", latePartner)
 	rc.Partners[latePartner] = relay.Partner{Version: ucp.V20260408, Endpoint: webhook.Endpoint{Partner: latePartner, BaseURL: sinkURL, APIKey: webhook.NewSecret(apiKey)}}
 	rc.TransactionalID = "ucprelay-demo-2"
@@ -315,6 +330,17 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		return sum, err
 	}
 	defer func() { _ = second.stop() }()
+	v, err := codec.EncodeSingleObject(onboardedOrder)
+	if err != nil {
+		return sum, err
+	}
+	if err := prod.ProduceSync(ctx, &kgo.Record{Key: []byte(onboardedOrder.OrderID), Value: v}).FirstErr(); err != nil {
+		return sum, fmt.Errorf("demo: produce: %w", err)
+	}
+	if err := waitConverged(ctx, snk, want, func(string) bool { return true }); err != nil {
+		return sum, fmt.Errorf("demo: after onboarding: %w", err)
+	}
+	out.printf("delivered  order %s, placed through %s after it was onboarded\n", onboardedOrder.OrderID, latePartner)
 	insp, err := deadletter.Inspect(ctx, kopts, dlqTopic, deadletter.Filter{}, 0)
 	if err != nil {
 		return sum, err
@@ -323,16 +349,18 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	for reason, n := range insp.ByReason {
 		out.printf("           %-22s %d\n", reason, n)
 	}
-	out.printf("$ ucprelay dlq replay --reason %s\n", relay.ReasonUnknownPartner)
+	out.printf("$ ucprelay dlq replay --reason %s\n", avrocodec.ReasonUnknownFraming)
 	rs, err := deadletter.Replay(ctx, deadletter.ReplayConfig{KafkaOpts: kopts, Topic: dlqTopic, InputTopic: topic,
-		Filter: deadletter.Filter{Reasons: []string{relay.ReasonUnknownPartner}}})
+		Filter: deadletter.Filter{Reasons: []string{avrocodec.ReasonUnknownFraming}}})
 	if err != nil {
 		return sum, err
 	}
 	sum.Replayed = int(rs.Replayed)
 	out.printf("           replayed %d of %d dead-letter records\n", rs.Replayed, rs.Scanned)
-	if err := waitConverged(ctx, snk, want, func(string) bool { return true }); err != nil {
-		return sum, fmt.Errorf("demo: after the replay: %w", err)
+	for second.r.Stats().DeadLettered < 1 {
+		if err := wait.Sleep(ctx, 50*time.Millisecond); err != nil {
+			return sum, fmt.Errorf("demo: the replayed poison record was not dead-lettered again: %w", err)
+		}
 	}
 	if err := second.stop(); err != nil {
 		return sum, fmt.Errorf("demo: relay: %w", err)
@@ -343,6 +371,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	sum.DeadLettersAfter = after.Matched
 
+	if _, ok := snk.Latest(late.OrderID); ok {
+		sum.Leaked++
+	}
 	st := snk.Stats()
 	sum.Delivered, sum.Invalid, sum.Stale = st.Accepted, st.Invalid, st.Stale
 	for id, body := range want {
@@ -358,7 +389,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		return sum, fmt.Errorf("demo: %d of %d orders converged", sum.Converged, sum.Orders)
 	case sum.BreakerOpened == 0:
 		return sum, errors.New("demo: the outage never opened the breaker")
-	case sum.Replayed != 1 || sum.DeadLettersAfter != sum.DeadLetters:
+	case sum.NotOurs != 1 || sum.Leaked != 0:
+		return sum, fmt.Errorf("demo: %d orders not ours, %d of them sent", sum.NotOurs, sum.Leaked)
+	case sum.Replayed != 1 || sum.DeadLettersAfter != sum.DeadLetters+1:
 		return sum, fmt.Errorf("demo: replayed %d records, dead letters %d before and %d after", sum.Replayed, sum.DeadLetters, sum.DeadLettersAfter)
 	}
 	return sum, nil
@@ -487,6 +520,7 @@ func printSummary(out *lockedWriter, s Summary, took time.Duration) {
 	for reason, n := range s.DeadLettersByReason {
 		row("dead-lettered: "+reason, n)
 	}
+	row("orders not ours (never sent)", s.NotOurs)
 	row("replayed from the dead-letter topic", s.Replayed)
 	row("dead-letter records after the replay", s.DeadLettersAfter)
 	_ = tw.Flush()

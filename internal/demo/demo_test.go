@@ -12,7 +12,8 @@ import (
 
 // `make demo` must work on a fresh clone: the whole flow in one process, no broker: the
 // outage opens the breaker and pauses fetching, every order converges, the late
-// partner's order is replayed from the dead-letter topic, and the record file holds
+// partner's order placed before it was configured is never sent and the one after is,
+// the poison record is replayed (and dead-lettered again), and the record file holds
 // every request without the API key.
 func TestDemoEndToEnd(t *testing.T) {
 	t.Parallel()
@@ -22,7 +23,8 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	if sum.Converged != 17 || sum.Invalid != 0 || sum.Stale != 0 || sum.BreakerOpened == 0 || !sum.Paused || sum.Refused == 0 ||
-		sum.DeadLetters != 2 || sum.DeadLettersByReason["unknown_partner"] != 1 || sum.Replayed != 1 || sum.DeadLettersAfter != 2 {
+		sum.DeadLetters != 1 || sum.DeadLettersByReason["unknown_framing"] != 1 || sum.Replayed != 1 || sum.DeadLettersAfter != 2 ||
+		sum.NotOurs != 1 || sum.Leaked != 0 {
 		t.Fatalf("summary %+v\n%s", sum, out.String())
 	}
 	if n := strings.Count(rec.String(), "\n"); n != sum.Delivered+sum.Refused {

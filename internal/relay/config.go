@@ -51,8 +51,8 @@ type Config struct {
 	Partitioner string
 	// Partners by the partner id that events carry. At least one.
 	Partners map[string]Partner
-	// DefaultPartner receives orders whose events carry no partner id; required when
-	// there is more than one partner.
+	// DefaultPartner declares that every order whose events carry no partner id belongs
+	// to this partner. Unset: such an order is not ours (notours.go), never sent.
 	DefaultPartner string
 	// MaxAttempts bounds delivery attempts per snapshot. Default 8.
 	MaxAttempts int
@@ -125,11 +125,6 @@ func (c *Config) validate() error {
 	}
 	if len(c.Partners) == 0 {
 		errs = append(errs, errors.New("no partners"))
-	}
-	if c.DefaultPartner == "" && len(c.Partners) == 1 {
-		for id := range c.Partners {
-			c.DefaultPartner = id
-		}
 	}
 	if c.DefaultPartner != "" {
 		if _, ok := c.Partners[c.DefaultPartner]; !ok {

@@ -28,6 +28,7 @@ type instruments struct {
 	parked         metric.Int64Counter
 	dropped        metric.Int64Counter
 	unmatched      metric.Int64Counter
+	notOurs        metric.Int64Counter
 	latency        metric.Float64Histogram
 }
 
@@ -61,6 +62,8 @@ func newInstruments() instruments {
 		metric.WithDescription("Orders removed from the state at an operator's request (`ucprelay state drop`)."))
 	in.unmatched, _ = m.Int64Counter("ucprelay.mapping.unmatched",
 		metric.WithDescription("Input records no mapping rule matched, skipped because their topic ignores them (mapping unmatched: ignore), by topic and record name."))
+	in.notOurs, _ = m.Int64Counter("ucprelay.not_ours.records",
+		metric.WithDescription("Input records of orders that are not the relay's (their placement names no configured partner): skipped, never sent, by topic."))
 	in.latency, _ = m.Float64Histogram("ucprelay.delivery.latency", metric.WithUnit("s"),
 		metric.WithDescription("From the newest input event's Kafka timestamp to the partner's 2xx, by partner."))
 	return in
@@ -214,6 +217,9 @@ type Stats struct {
 	Deferred int64
 	// Unmatched counts input records no mapping rule matched, on topics that ignore them.
 	Unmatched int64
+	// NotOurs counts the records of orders that are not the relay's (skipped, never
+	// sent); NotOursOrders the orders found not ours.
+	NotOurs, NotOursOrders int64
 }
 
 type counters struct {
@@ -225,7 +231,7 @@ type counters struct {
 	pending                                            atomic.Int64
 	paused                                             atomic.Bool
 	holds, internalErrors, parked, dropped             atomic.Int64
-	deferred, unmatched                                atomic.Int64
+	deferred, unmatched, notOurs, notOursOrders        atomic.Int64
 }
 
 // Stats returns the relay's counters.
@@ -238,6 +244,6 @@ func (r *Relay) Stats() Stats {
 		Transactions: c.transactions.Load(), Aborted: c.aborted.Load(), CredentialFailures: c.credentialFailures.Load(),
 		Replayed: c.replayed.Load(), ReplaySkipped: c.replaySkipped.Load(), Pending: c.pending.Load(), Paused: c.paused.Load(),
 		Holds: c.holds.Load(), InternalErrors: c.internalErrors.Load(), Parked: c.parked.Load(),
-		Deferred: c.deferred.Load(), Unmatched: c.unmatched.Load(),
+		Deferred: c.deferred.Load(), Unmatched: c.unmatched.Load(), NotOurs: c.notOurs.Load(), NotOursOrders: c.notOursOrders.Load(),
 	}
 }

@@ -151,7 +151,8 @@ func TestPoisonMatrixRealKafka(t *testing.T) {
 		{name: "no key", recs: []*kgo.Record{{Value: good}}, reason: relay.ReasonMissingKey, stage: deadletter.StageDecode},
 		{name: "unknown schema id", recs: []*kgo.Record{keyed("ord_row", confluent(999, gen.Placed("ord_row", "google", 1, at)))}, reason: avrocodec.ReasonUnknownSchemaID, stage: deadletter.StageDecode},
 		{name: "registry refuses the lookup (400)", recs: []*kgo.Record{keyed("ord_row", confluent(8, gen.Placed("ord_row", "google", 1, at)))}, reason: avrocodec.ReasonRegistryRejected, stage: deadletter.StageDecode},
-		{name: "unknown partner", recs: []*kgo.Record{keyed("ord_nopartner", enc(gen.Placed("ord_nopartner", "nobody", 6, at)))}, reason: relay.ReasonUnknownPartner, stage: deadletter.StageFold},
+		{name: "order of a platform not configured (not ours)", recs: []*kgo.Record{keyed("ord_nopartner", enc(gen.Placed("ord_nopartner", "nobody", 6, at))),
+			keyed("ord_nopartner", enc(gen.Lifecycle("ord_nopartner", "nobody", 6, at)[1]))}},
 		{name: "oversize input copied to a dead letter", recs: []*kgo.Record{keyed("ord_row", bytes.Repeat([]byte{0xC3}, 3*limit/2))}, reason: avrocodec.ReasonUnknownFraming, stage: deadletter.StageDecode},
 		{name: "order outgrows the state record", recs: []*kgo.Record{keyed("ord_big", enc(big)), keyed("ord_big", enc(bigShip)), keyed("ord_big", enc(bigMore))}, reason: relay.ReasonOrderTooLarge, stage: deadletter.StageFold},
 		{name: "bug in the fold (panic)", recs: []*kgo.Record{keyed("ord_panic", panicValue)}, reason: relay.ReasonInternal, stage: deadletter.StageFold},
@@ -335,8 +336,11 @@ func TestPoisonMatrixRealKafka(t *testing.T) {
 	if d, ok := e.snk.Latest("ord_future"); !ok || d.Stamp.After(time.Now().Add(6*time.Minute)) {
 		t.Errorf("future-dated order: stamp %s, want near the clock", d.Stamp)
 	}
-	if st := r.Stats(); st.InternalErrors != 1 || st.Parked != 2 {
-		t.Errorf("stats %+v: want 1 internal error, 2 parked orders", st)
+	if st := r.Stats(); st.InternalErrors != 1 || st.Parked != 2 || st.NotOursOrders != 1 || st.NotOurs != 2 {
+		t.Errorf("stats %+v: want 1 internal error, 2 parked orders, 1 order not ours with 2 records", st)
+	}
+	if _, ok := e.snk.Latest("ord_nopartner"); ok {
+		t.Error("an order of a platform that is not configured was sent")
 	}
 
 	// Nothing stays pending: every order's state has its last snapshot acknowledged or

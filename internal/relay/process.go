@@ -13,6 +13,7 @@ import (
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
 	"github.com/ucprelay/ucprelay/internal/mapping"
+	"github.com/ucprelay/ucprelay/internal/statestore"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
 )
@@ -194,6 +195,10 @@ func (r *Relay) internalError(ctx context.Context, b *batch, w *keyWork, v any, 
 
 // processKey folds one order's records of a poll into the batch.
 func (r *Relay) processKey(ctx context.Context, b *batch, w *keyWork) error {
+	if statestore.IsNotOurs(w.sp.value(w.key)) {
+		r.skipNotOurs(w)
+		return nil
+	}
 	src := deadletter.FromSource
 	n := r.inputPartitions.Load()
 	var (
@@ -402,11 +407,6 @@ func (r *Relay) admit(ctx context.Context, w *keyWork, rec *kgo.Record, n int32,
 	}
 	if ev.OrderID != string(rec.Key) {
 		return fail(deadletter.StageDecode, ReasonKeyMismatch, fmt.Sprintf("record key %q but event %s is of order %q", rec.Key, ev.ID, ev.OrderID))
-	}
-	if ev.PartnerID != "" {
-		if _, ok := r.cfg.Partners[ev.PartnerID]; !ok {
-			return fail(deadletter.StageFold, ReasonUnknownPartner, fmt.Sprintf("event %s names partner %q, which is not configured", ev.ID, ev.PartnerID))
-		}
 	}
 	return admission{ev: &ev}, nil
 }

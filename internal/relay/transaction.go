@@ -62,6 +62,9 @@ type stagedPart struct {
 	jobs     map[string]*Job   // the newest snapshot per order, sent after commit
 	outcomes map[string]Outcome
 	parked   map[string]string // orders parked (reason) or no longer parked ("")
+	// notOurs are the orders this transaction marks not ours (notours.go).
+	notOurs        []notOursOrder
+	notOursRecords int
 	// deferred are the orders whose snapshot waits for the clock (the stamp floor), or
 	// no longer (zero time).
 	deferred map[string]time.Time
@@ -182,6 +185,13 @@ func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *statestore.
 		deferred   time.Time           // the stamp floor of a snapshot that waits for the clock
 	)
 	rec.Deferred = false
+	if m.snap != nil && !st.Placed {
+		// The placement arrives: an order of no configured partner is not ours (notours.go).
+		if p := st.PartnerOf(m.snap, r.partners); !r.ours(p) {
+			r.markNotOurs(w, p, len(m.events))
+			return 0, nil
+		}
+	}
 	if m.snap != nil {
 		rec.Partner = st.PartnerOf(m.snap, r.partners)
 		s, err := st.Render(m.snap, statestore.NextEnvelope, r.partners, time.Now())
@@ -374,6 +384,7 @@ func (r *Relay) apply(ctx context.Context, b *batch) {
 		if sp.schema {
 			p.schemaStored = true
 		}
+		r.appliedNotOurs(ctx, id, sp)
 		for key, floor := range sp.deferred {
 			switch _, was := p.deferred[key]; {
 			case floor.IsZero():

@@ -37,6 +37,9 @@ type Inspection struct {
 	Layout *Layout `json:"layout,omitempty"`
 	// Parked describes an order parked because its stored state could not be read.
 	Parked *ParkedInfo `json:"parked,omitempty"`
+	// NotOurs is set for an order that is not the relay's (its placement named no
+	// configured partner): nothing of it is kept or sent.
+	NotOurs *NotOurs `json:"not_ours,omitempty"`
 	// Unreadable is why the order's stored state cannot be read now (then Events and
 	// Snapshot are absent).
 	Unreadable string `json:"unreadable,omitempty"`
@@ -107,6 +110,14 @@ func Inspect(ctx context.Context, kafkaOpts []kgo.Opt, topic string, part *keys.
 		}
 	}
 	in := &Inspection{OrderID: orderID, Topic: topic, Partition: id, Layout: st.Layout}
+	if IsNotOurs(v) {
+		n, err := UnmarshalNotOurs(orderID, v)
+		if err != nil {
+			return in.unreadable(err), nil
+		}
+		in.NotOurs = &n
+		return in, nil
+	}
 	if IsParked(v) {
 		pk, err := UnmarshalParked(orderID, v)
 		if err != nil {

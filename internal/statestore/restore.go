@@ -20,6 +20,8 @@ type Partition struct {
 	Orders map[string][]byte
 	// Pending lists the orders whose record marks a snapshot not yet acknowledged.
 	Pending []string
+	// NotOurs counts the orders marked not ours (notours.go).
+	NotOurs int
 	// Deferred are the orders whose newest snapshot waits for the clock
 	// (Record.Deferred), with the newest stamp their partner may have seen.
 	Deferred map[string]time.Time
@@ -197,6 +199,10 @@ func RestoreBounded(ctx context.Context, kafkaOpts []kgo.Opt, topic string, part
 	for id, v := range p.Orders {
 		if IsParked(v) {
 			p.Parked = append(p.Parked, id)
+			continue
+		}
+		if IsNotOurs(v) {
+			p.NotOurs++
 			continue
 		}
 		h, err := ParseHeader(v)
