@@ -21,6 +21,7 @@ func (a *app) configFlags(cmd *cobra.Command) {
 	f.String("kafka.input_topic", "", "order-domain event topic (kafka.input_topic)")
 	f.String("kafka.group", "", "consumer group id (kafka.group)")
 	f.String("kafka.state_topic", "", "compacted state topic (kafka.state_topic)")
+	f.String("kafka.repartition_topic", "", "topic of re-keyed records of mapping topics with rekey: true (kafka.repartition_topic)")
 	f.String("kafka.dead_letter_topic", "", "dead-letter topic (kafka.dead_letter_topic)")
 	f.String("kafka.transactional_id", "", "this replica's transactional id (kafka.transactional_id)")
 	f.String("log.level", "", "debug, info, warn or error (log.level)")
@@ -41,7 +42,9 @@ func (a *app) loadConfig(file string, flags *pflag.FlagSet, partnerSecrets bool)
 
 // layout is the topic layout the configuration names.
 func layout(c *settings) topics.Layout {
-	return topics.Layout{Input: []string{c.Kafka.InputTopic}, State: c.Kafka.StateTopic, DeadLetter: c.Kafka.DeadLetterTopic, Partitioner: c.Kafka.Partitioner}
+	co, rekey, repartition := inputs(c.Config)
+	return topics.Layout{Input: append([]string{c.Kafka.InputTopic}, co...), Repartition: repartition, Rekeyed: rekey,
+		State: c.Kafka.StateTopic, DeadLetter: c.Kafka.DeadLetterTopic, Partitioner: c.Kafka.Partitioner}
 }
 
 func (a *app) configCmd() *cobra.Command {

@@ -140,8 +140,9 @@ where it stopped; --from-start reads the whole topic again.`,
 			}
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			bar := newProgressBar(errOut)
+			_, _, repartition := inputs(cfg.Config)
 			rc := deadletter.ReplayConfig{
-				KafkaOpts: cfg.kafka, Topic: cfg.Kafka.DeadLetterTopic, InputTopic: cfg.Kafka.InputTopic,
+				KafkaOpts: cfg.kafka, Topic: cfg.Kafka.DeadLetterTopic, InputTopic: cfg.Kafka.InputTopic, RepartitionTopic: repartition,
 				Partitioner: cfg.Kafka.Partitioner, Filter: f, Group: group, FromStart: fromStart, DryRun: dryRun, Rate: rate,
 				Progress: func(s deadletter.ReplayStats) {
 					bar.show(s.Position, s.Span, "offsets", fmt.Sprintf("%d records read, %d replayed", s.Scanned, s.Replayed))

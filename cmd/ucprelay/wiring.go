@@ -59,6 +59,24 @@ func mappingTopics(c *config.Config) []mapping.Topic {
 	return out
 }
 
+// inputs are the mapped topics besides kafka.input_topic: co-partitioned ones, re-keyed
+// ones, and the repartition topic when any is re-keyed.
+func inputs(c *config.Config) (co, rekey []string, repartition string) {
+	for _, mt := range c.Mapping {
+		switch {
+		case mt.Topic == c.Kafka.InputTopic:
+		case mt.Rekey:
+			rekey = append(rekey, mt.Topic)
+		default:
+			co = append(co, mt.Topic)
+		}
+	}
+	if len(rekey) > 0 {
+		repartition = c.Kafka.RepartitionTopic
+	}
+	return co, rekey, repartition
+}
+
 // wire builds the settings of cfg; environ holds the environment variables secrets may
 // name. Without partnerSecrets the partners get no API key and no signer: the command
 // does not deliver, and a secret it does not need is not read.
@@ -75,8 +93,13 @@ func wire(cfg *config.Config, environ []string, partnerSecrets bool) (*settings,
 			errs = append(errs, fmt.Errorf("config: %w", err)) // it names mapping, the topic, the rule, the field
 		}
 		for _, mt := range cfg.Mapping {
-			if mt.Topic != cfg.Kafka.InputTopic {
-				bad("mapping", fmt.Errorf("topic %s: the relay reads one input topic, kafka.input_topic (%s); map that one", mt.Topic, cfg.Kafka.InputTopic))
+			switch {
+			case mt.Topic == cfg.Kafka.InputTopic && mt.Rekey:
+				bad("mapping", fmt.Errorf("topic %s: kafka.input_topic is read directly, so it is keyed by order id; map a topic keyed otherwise as a further topic with rekey: true", mt.Topic))
+			case mt.Rekey && (mt.Topic == cfg.Kafka.RepartitionTopic || cfg.Kafka.RepartitionTopic == ""):
+				bad("kafka.repartition_topic", fmt.Errorf("topic %s is re-keyed: name a repartition topic of ucprelay's own", mt.Topic))
+			case mt.Topic == cfg.Kafka.StateTopic || mt.Topic == cfg.Kafka.DeadLetterTopic:
+				bad("mapping", fmt.Errorf("topic %s is ucprelay's state or dead-letter topic", mt.Topic))
 			}
 		}
 	}
@@ -231,28 +254,32 @@ func partner(cfg *config.Config, id string, environ []string, secrets bool) (rel
 // relayConfig is the relay's configuration; the keys left unset keep the relay's defaults.
 func (s *settings) relayConfig(log *slog.Logger) relay.Config {
 	c, d := s.Config, s.Delivery
+	co, rekey, repartition := inputs(c)
 	return relay.Config{
-		InputTopic:      c.Kafka.InputTopic,
-		StateTopic:      c.Kafka.StateTopic,
-		Group:           c.Kafka.Group,
-		TransactionalID: s.transactionalID(),
-		Partitioner:     c.Kafka.Partitioner,
-		InstanceID:      c.Kafka.InstanceID,
-		SessionTimeout:  c.Kafka.SessionTimeout,
-		GroupProtocol:   c.Kafka.GroupProtocol,
-		DeadLetterTopic: c.Kafka.DeadLetterTopic,
-		MaxPending:      d.MaxPending,
-		ResendSettle:    s.snd.AttemptTimeout(),
-		Partners:        s.partners,
-		DefaultPartner:  c.DefaultPartner,
-		MaxAttempts:     d.MaxAttempts,
-		MaxRetryTime:    d.MaxRetryTime,
-		MaxClockSkew:    d.MaxClockSkew,
-		Breaker:         relay.BreakerConfig{FailuresToTrip: d.Breaker.FailuresToTrip, OpenFor: d.Breaker.OpenFor, Hold: d.Breaker.Hold},
-		Backoff:         webhook.Backoff{Initial: d.BackoffInitial, Max: d.BackoffMax, MaxRetryAfter: d.MaxRetryAfter},
-		RelayVersion:    buildinfo.String(),
-		Secrets:         s.secrets,
-		Logger:          log,
+		InputTopic:       c.Kafka.InputTopic,
+		CoTopics:         co,
+		RekeyTopics:      rekey,
+		RepartitionTopic: repartition,
+		StateTopic:       c.Kafka.StateTopic,
+		Group:            c.Kafka.Group,
+		TransactionalID:  s.transactionalID(),
+		Partitioner:      c.Kafka.Partitioner,
+		InstanceID:       c.Kafka.InstanceID,
+		SessionTimeout:   c.Kafka.SessionTimeout,
+		GroupProtocol:    c.Kafka.GroupProtocol,
+		DeadLetterTopic:  c.Kafka.DeadLetterTopic,
+		MaxPending:       d.MaxPending,
+		ResendSettle:     s.snd.AttemptTimeout(),
+		Partners:         s.partners,
+		DefaultPartner:   c.DefaultPartner,
+		MaxAttempts:      d.MaxAttempts,
+		MaxRetryTime:     d.MaxRetryTime,
+		MaxClockSkew:     d.MaxClockSkew,
+		Breaker:          relay.BreakerConfig{FailuresToTrip: d.Breaker.FailuresToTrip, OpenFor: d.Breaker.OpenFor, Hold: d.Breaker.Hold},
+		Backoff:          webhook.Backoff{Initial: d.BackoffInitial, Max: d.BackoffMax, MaxRetryAfter: d.MaxRetryAfter},
+		RelayVersion:     buildinfo.String(),
+		Secrets:          s.secrets,
+		Logger:           log,
 	}
 }
 

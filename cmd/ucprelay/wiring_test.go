@@ -197,3 +197,37 @@ func TestConfigCheckShowsComponentDefaults(t *testing.T) {
 		}
 	}
 }
+
+// The mapping's topics become the relay's inputs: kafka.input_topic and the other topics
+// keyed by order id read directly, the topics with rekey: true re-keyed through
+// kafka.repartition_topic; the input topic cannot be re-keyed, and a re-keyed topic cannot
+// be ucprelay's own.
+func TestWiringInputsOfTheMapping(t *testing.T) {
+	t.Parallel()
+	rules := ` rules: [{name: r, kind: OrderCanceled, event: {event_id: "value.id", order_id: "value.id", occurred_at: "timestamp", payload: "{}"}}]`
+	const head = "kafka: {brokers: [k:9092], input_topic: orders}\npartners: {p: {base_url: \"https://x\"}}\nmapping:\n"
+	s, err := wireFile(t, head+"  - {topic: orders,"+rules+"}\n  - {topic: lines,"+rules+"}\n  - {topic: shipments, rekey: true,"+rules+"}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := s.relayConfig(nil)
+	if strings.Join(rc.CoTopics, ",") != "lines" || strings.Join(rc.RekeyTopics, ",") != "shipments" || rc.RepartitionTopic != "ucprelay.repartition" {
+		t.Errorf("inputs %v, re-keyed %v through %q", rc.CoTopics, rc.RekeyTopics, rc.RepartitionTopic)
+	}
+	if l := layout(s); strings.Join(l.Input, ",") != "orders,lines" || l.Repartition != "ucprelay.repartition" || strings.Join(l.Rekeyed, ",") != "shipments" {
+		t.Errorf("layout %+v", l)
+	}
+	s, err = wireFile(t, head+"  - {topic: orders,"+rules+"}\n")
+	if err != nil || s.relayConfig(nil).RepartitionTopic != "" || layout(s).Repartition != "" {
+		t.Errorf("without a re-keyed topic no repartition topic is used: %v", err)
+	}
+	for want, body := range map[string]string{
+		"kafka.input_topic is read directly": head + "  - {topic: orders, rekey: true," + rules + "}\n",
+		"kafka.repartition_topic":            head + "  - {topic: ucprelay.repartition, rekey: true," + rules + "}\n",
+		"state or dead-letter topic":         head + "  - {topic: ucprelay.state," + rules + "}\n",
+	} {
+		if _, err := wireFile(t, body); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
+}

@@ -57,8 +57,14 @@ type MappedTopic struct {
 	Topic string `koanf:"topic"`
 	// Unmatched: dead_letter (default: a record no rule matches is dead-lettered as
 	// unmapped) or ignore (skipped, counted).
-	Unmatched string        `koanf:"unmatched"`
-	Rules     []MappingRule `koanf:"rules"`
+	Unmatched string `koanf:"unmatched"`
+	// Rekey: the topic is keyed by something else than the order id (a shipment id, a
+	// payment id). Its records are re-keyed by the order id their rule gives, into
+	// kafka.repartition_topic, and folded from there. Unset: the topic is keyed by order
+	// id with kafka.partitioner and has the input's partition count (co-partitioned), and
+	// is read directly.
+	Rekey bool          `koanf:"rekey"`
+	Rules []MappingRule `koanf:"rules"`
 }
 
 // MappingRule builds one order event of kind Kind from each record Match selects; each
@@ -115,6 +121,10 @@ type Kafka struct {
 	InputTopic string `koanf:"input_topic"`
 	// StateTopic is the compacted state topic, co-partitioned with the input. Default "ucprelay.state".
 	StateTopic string `koanf:"state_topic"`
+	// RepartitionTopic is ucprelay's topic of the records of re-keyed mapping topics (rekey:
+	// true), co-partitioned with the input; `ucprelay topics create` creates it. Default
+	// "ucprelay.repartition"; unused when no topic is re-keyed.
+	RepartitionTopic string `koanf:"repartition_topic"`
 	// DeadLetterTopic receives what cannot be processed or delivered. Default "ucprelay.dlq".
 	DeadLetterTopic string `koanf:"dead_letter_topic"`
 	// TransactionalID names this replica's transactional producer; unique per replica.
@@ -239,7 +249,7 @@ type Log struct {
 // theirs: such keys stay unset here, and `config check` asks the components.
 func Defaults() Config {
 	return Config{
-		Kafka:     Kafka{ClientID: "ucprelay", Group: "ucprelay", StateTopic: "ucprelay.state", DeadLetterTopic: "ucprelay.dlq", TransactionalIDPrefix: "ucprelay-"},
+		Kafka:     Kafka{ClientID: "ucprelay", Group: "ucprelay", StateTopic: "ucprelay.state", RepartitionTopic: "ucprelay.repartition", DeadLetterTopic: "ucprelay.dlq", TransactionalIDPrefix: "ucprelay-"},
 		Telemetry: Telemetry{Listen: ":8080"},
 		Log:       Log{Level: "info"},
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ucprelay/ucprelay/internal/keys"
+	"github.com/ucprelay/ucprelay/internal/mapping"
 	"github.com/ucprelay/ucprelay/internal/wait"
 )
 
@@ -22,6 +23,10 @@ type ReplayConfig struct {
 	KafkaOpts []kgo.Opt
 	// Topic is the dead-letter topic; InputTopic the relay's input topic.
 	Topic, InputTopic string
+	// RepartitionTopic receives the records that still need re-keying (a mapping topic
+	// keyed by something else than the order id whose record could not be mapped);
+	// empty: such records are unroutable.
+	RepartitionTopic string
 	// Partitioner places each order id in the input topic as the producers do, so the
 	// record reaches the worker that owns the order's state.
 	Partitioner string
@@ -127,8 +132,9 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayStats, error) {
 	_, err = Scan(ctx, cfg.KafkaOpts, cfg.Topic, from, func(kr *kgo.Record) error {
 		st.Scanned++
 		r, perr := FromKafka(kr)
+		rekey := perr == nil && cfg.RepartitionTopic != "" && hasHeader(r.SourceHeaders, mapping.HeaderRekey)
 		switch {
-		case perr != nil || r.OrderID == "":
+		case perr != nil || (r.OrderID == "" && !rekey):
 			st.Unroutable++
 		case !cfg.Filter.Match(r, kr.Timestamp):
 			st.Skipped++
@@ -155,7 +161,13 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayStats, error) {
 				if err := paced(ctx); err != nil {
 					return err
 				}
-				batch = append(batch, replayRecord(kr, r, cfg.InputTopic, part.Partition([]byte(r.OrderID), n)))
+				if rekey {
+					// Not yet keyed by its order: the relay maps it again and re-keys it.
+					key := []byte(headerOf(r.SourceHeaders, mapping.HeaderSourceKey))
+					batch = append(batch, replayRecord(kr, r, cfg.RepartitionTopic, key, part.Partition(key, n)))
+				} else {
+					batch = append(batch, replayRecord(kr, r, cfg.InputTopic, []byte(r.OrderID), part.Partition([]byte(r.OrderID), n)))
+				}
 			}
 		}
 		prev, ok := done[kr.Partition]
@@ -251,20 +263,46 @@ func original(ctx context.Context, opts []kgo.Opt, r Record) ([]byte, error) {
 }
 
 // replayRecord is the input record that replays dead-letter record kr (parsed as r).
-func replayRecord(kr *kgo.Record, r Record, topic string, partition int32) *kgo.Record {
+//
+// A record that came from another topic than the one it is written to names that topic
+// (mapping.HeaderSourceTopic, unless it names one already), so a relay with a mapping maps
+// it by that topic's rules.
+func replayRecord(kr *kgo.Record, r Record, topic string, key []byte, partition int32) *kgo.Record {
 	kind := ReplayEvent
 	if r.Stage == StageDeliver {
 		kind = ReplayResend
 	} else if ref, err := ParseReference(r.Value); err == nil && ref.OrderID == r.OrderID {
 		kind = ReplayResend // a snapshot that could not be rendered
 	}
+	hs := append([]kgo.RecordHeader{}, r.SourceHeaders...)
+	if r.SourceTopic != "" && r.SourceTopic != topic && !hasHeader(hs, mapping.HeaderSourceTopic) {
+		hs = append(hs, kgo.RecordHeader{Key: mapping.HeaderSourceTopic, Value: []byte(r.SourceTopic)})
+	}
 	out := &kgo.Record{
-		Topic: topic, Partition: partition, Key: []byte(r.OrderID), Value: r.Value, Timestamp: r.SourceTimestamp,
-		Headers: append(append([]kgo.RecordHeader{}, r.SourceHeaders...),
+		Topic: topic, Partition: partition, Key: key, Value: r.Value, Timestamp: r.SourceTimestamp,
+		Headers: append(hs,
 			kgo.RecordHeader{Key: HeaderReplayKind, Value: []byte(kind)},
 			kgo.RecordHeader{Key: HeaderReplayOf, Value: fmt.Appendf(nil, "%s/%d@%d", kr.Topic, kr.Partition, kr.Offset)}),
 	}
 	return out
+}
+
+func hasHeader(hs []kgo.RecordHeader, key string) bool {
+	for _, h := range hs {
+		if h.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+func headerOf(hs []kgo.RecordHeader, key string) string {
+	for _, h := range hs {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }
 
 // retriable runs fn until it succeeds, fails for good, or 30 s of retriable errors

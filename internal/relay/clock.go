@@ -35,7 +35,7 @@ func (r *Relay) renderDeferred(ctx context.Context, b *batch) {
 	var work []*keyWork
 	r.mu.Lock()
 	for id, p := range r.parts {
-		if r.held[id] != nil {
+		if r.unitHeld(id) {
 			continue
 		}
 		for key, floor := range p.deferred {

@@ -30,6 +30,17 @@ type Partner struct {
 type Config struct {
 	// InputTopic is the order-domain event topic (key = order id). Required.
 	InputTopic string
+	// CoTopics are further input topics co-partitioned with InputTopic: the same partition
+	// count, keyed by order id with the same partitioner, so that partition p of each holds
+	// events of the orders of partition p. They are read directly (inputs.go).
+	CoTopics []string
+	// RekeyTopics are input topics keyed by something else than the order id (a shipment
+	// id): the Mapper names each record's order id, and the relay re-keys the record into
+	// RepartitionTopic in the transaction that consumes it (inputs.go).
+	RekeyTopics []string
+	// RepartitionTopic is ucprelay's own topic of re-keyed records, co-partitioned with
+	// InputTopic and read like CoTopics. Required with RekeyTopics.
+	RepartitionTopic string
 	// StateTopic is the compacted state topic, co-partitioned with the input. Required.
 	StateTopic string
 	// Group is the consumer group id. Required.
@@ -122,6 +133,9 @@ func (c *Config) validate() error {
 	case "", GroupClassic, GroupConsumer:
 	default:
 		errs = append(errs, fmt.Errorf("group protocol %q: want %s or %s", c.GroupProtocol, GroupClassic, GroupConsumer))
+	}
+	if err := c.validateInputs(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(c.Partners) == 0 {
 		errs = append(errs, errors.New("no partners"))

@@ -11,7 +11,7 @@ import (
 	"github.com/ucprelay/ucprelay/internal/wait"
 )
 
-// Hold is an input partition whose next record needs a dependency that is down (the
+// Hold is an input topic partition whose next record needs a dependency that is down (the
 // schema registry): retrying can change the outcome, so the record is neither
 // dead-lettered nor skipped. Only that partition waits; the others flow (P8).
 //
@@ -21,6 +21,7 @@ import (
 // answers (the record decodes, or fails for a reason of its own, which makes it a dead
 // letter like any bad record), fetching resumes from the last commit.
 type Hold struct {
+	Topic     string    `json:"topic"`
 	Partition int32     `json:"partition"`
 	Offset    int64     `json:"offset"`
 	Reason    string    `json:"reason"`
@@ -44,16 +45,17 @@ func (e *holdError) Error() string {
 
 func (e *holdError) Unwrap() error { return e.err }
 
-// holdsOf splits the errors of a poll's orders into holds (one per partition, the lowest
-// offset) and the rest.
-func holdsOf(errs []error) (map[int32]*holdError, error) {
-	holds := map[int32]*holdError{}
+// holdsOf splits the errors of a poll's orders into holds (one per topic partition, the
+// lowest offset) and the rest.
+func holdsOf(errs []error) (map[tp]*holdError, error) {
+	holds := map[tp]*holdError{}
 	var rest error
 	for _, err := range errs {
 		var he *holdError
 		if errors.As(err, &he) {
-			if h := holds[he.rec.Partition]; h == nil || he.rec.Offset < h.rec.Offset {
-				holds[he.rec.Partition] = he
+			k := tp{he.rec.Topic, he.rec.Partition}
+			if h := holds[k]; h == nil || he.rec.Offset < h.rec.Offset {
+				holds[k] = he
 			}
 			continue
 		}
@@ -64,29 +66,37 @@ func holdsOf(errs []error) (map[int32]*holdError, error) {
 
 // hold pauses the partitions of holds and starts their probes. The caller aborts the
 // transaction, which rewinds them to their last commit.
-func (r *Relay) hold(holds map[int32]*holdError) {
+func (r *Relay) hold(holds map[tp]*holdError) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var ps []int32
-	for id, he := range holds {
-		p := r.parts[id]
-		if p == nil || r.held[id] != nil {
+	ps := map[string][]int32{}
+	for k, he := range holds {
+		if r.held[k] != nil {
 			continue
 		}
-		h := &Hold{Partition: id, Offset: he.rec.Offset, Reason: reasonOf(he.err, ReasonDecodeFailed), Error: he.err.Error(),
+		// A unit's hold ends with the unit; a re-keyed partition's (no state) with Run.
+		base := r.runCtx
+		if !r.rekeyed[k.topic] {
+			p := r.parts[k.partition]
+			if p == nil {
+				continue
+			}
+			base = p.ctx
+		}
+		h := &Hold{Topic: k.topic, Partition: k.partition, Offset: he.rec.Offset, Reason: reasonOf(he.err, ReasonDecodeFailed), Error: he.err.Error(),
 			Since: time.Now(), value: append([]byte(nil), he.rec.Value...)}
 		var ctx context.Context
-		ctx, h.cancel = context.WithCancel(p.ctx)
-		r.held[id] = h
-		ps = append(ps, id)
+		ctx, h.cancel = context.WithCancel(base)
+		r.held[k] = h
+		ps[k.topic] = append(ps[k.topic], k.partition)
 		r.stats.holds.Add(1)
 		r.metrics.add(ctx, r.metrics.holds, 1, reasonAttr(h.Reason))
 		r.log.Warn("partition held: its next record needs a dependency that is unavailable; other partitions go on",
-			"partition", id, "offset", h.Offset, "reason", h.Reason, "err", h.Error)
+			"topic", k.topic, "partition", k.partition, "offset", h.Offset, "reason", h.Reason, "err", h.Error)
 		go r.probe(ctx, h)
 	}
 	if len(ps) > 0 {
-		r.cl.PauseFetchPartitions(map[string][]int32{r.cfg.InputTopic: ps})
+		r.cl.PauseFetchPartitions(ps)
 	}
 }
 
@@ -120,27 +130,35 @@ func (r *Relay) probe(ctx context.Context, h *Hold) {
 func (r *Relay) release(h *Hold) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.held[h.Partition] != h {
+	k := tp{h.Topic, h.Partition}
+	if r.held[k] != h {
 		return
 	}
-	delete(r.held, h.Partition)
+	delete(r.held, k)
 	h.cancel()
-	if !r.paused[h.Partition] {
-		r.cl.ResumeFetchPartitions(map[string][]int32{r.cfg.InputTopic: {h.Partition}})
+	if r.rekeyed[h.Topic] || !r.paused[h.Partition] {
+		r.cl.ResumeFetchPartitions(map[string][]int32{h.Topic: {h.Partition}})
 	}
-	r.log.Info("partition released: the dependency answers again", "partition", h.Partition,
+	r.log.Info("partition released: the dependency answers again", "topic", h.Topic, "partition", h.Partition,
 		"held_for", time.Since(h.Since).Round(time.Millisecond), "probes", h.Probes)
 }
 
-// dropHold forgets the hold of a partition that is no longer owned. r.mu is held.
-func (r *Relay) dropHold(id int32) bool {
-	h := r.held[id]
-	if h == nil {
-		return false
+// unitHeld reports whether any input of unit id is held. r.mu is held.
+func (r *Relay) unitHeld(id int32) bool {
+	for _, t := range r.direct {
+		if r.held[tp{t, id}] != nil {
+			return true
+		}
 	}
-	h.cancel()
-	delete(r.held, id)
-	return true
+	return false
+}
+
+// dropHold forgets the hold of a partition that is no longer owned. r.mu is held.
+func (r *Relay) dropHold(k tp) {
+	if h := r.held[k]; h != nil {
+		h.cancel()
+		delete(r.held, k)
+	}
 }
 
 // Holds returns the held partitions, by partition.

@@ -53,6 +53,73 @@ var shopRules = []mapping.Rule{
 	},
 }
 
+// shopRegistry is a schema registry (srfake) holding the shop's own schemas, and the
+// codec that reads records framed with them.
+type shopRegistry struct {
+	t     *testing.T
+	ctx   context.Context
+	reg   *sr.Client
+	codec *avrocodec.Codec
+}
+
+// shopWriter is one registered writer schema.
+type shopWriter struct {
+	id    int
+	codec *goavro.Codec
+}
+
+func newShopRegistry(ctx context.Context, t *testing.T) *shopRegistry {
+	t.Helper()
+	fake := srfake.New()
+	t.Cleanup(fake.Close)
+	reg, err := sr.NewClient(sr.URLs(fake.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := avrocodec.New(avrocodec.WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &shopRegistry{t: t, ctx: ctx, reg: reg, codec: codec}
+}
+
+// schema registers internal/mapping/testdata/file under subject.
+func (s *shopRegistry) schema(file, subject string) shopWriter {
+	s.t.Helper()
+	b, err := os.ReadFile("../mapping/testdata/" + file)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return s.schemaText(string(b), subject)
+}
+
+func (s *shopRegistry) schemaText(text, subject string) shopWriter {
+	s.t.Helper()
+	sc, err := s.reg.CreateSchema(s.ctx, subject, sr.Schema{Schema: text, Type: sr.TypeAvro})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	c, err := goavro.NewCodecForStandardJSONFull(text)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return shopWriter{id: sc.ID, codec: c}
+}
+
+// frame encodes an Avro JSON text with w, Confluent-framed.
+func (s *shopRegistry) frame(w shopWriter, text string) []byte {
+	s.t.Helper()
+	native, _, err := w.codec.NativeFromTextual([]byte(text))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	b, err := w.codec.BinaryFromNative(binary.BigEndian.AppendUint32([]byte{0}, uint32(w.id)), native)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return b
+}
+
 // TestMappedInputRealKafka: on the real broker, the input carries the shop's own records
 // (two schemas, Confluent-framed through a schema registry), mapped by rules: each order
 // reaches the partner as the snapshot of the events the rules make; a record of a schema
@@ -63,47 +130,9 @@ func TestMappedInputRealKafka(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	e := newEnv(t, kafkatest.Brokers(t), 2, sink.Config{})
-	fake := srfake.New()
-	defer fake.Close()
-	reg, err := sr.NewClient(sr.URLs(fake.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	type writer struct {
-		id    int
-		codec *goavro.Codec
-	}
-	schema := func(file, subject string) writer {
-		b, err := os.ReadFile("../mapping/testdata/" + file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := reg.CreateSchema(ctx, subject, sr.Schema{Schema: string(b), Type: sr.TypeAvro})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := goavro.NewCodecForStandardJSONFull(string(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return writer{id: s.ID, codec: c}
-	}
-	created, shipped := schema("order_created.avsc", "shop-created"), schema("shipment_dispatched.avsc", "shop-shipped")
-	frame := func(w writer, text string) []byte {
-		native, _, err := w.codec.NativeFromTextual([]byte(text))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := w.codec.BinaryFromNative(binary.BigEndian.AppendUint32([]byte{0}, uint32(w.id)), native)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	codec, err := avrocodec.New(avrocodec.WithRegistry(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
+	shop := newShopRegistry(ctx, t)
+	created, shipped := shop.schema("order_created.avsc", "shop-created"), shop.schema("shipment_dispatched.avsc", "shop-shipped")
+	frame, codec := shop.frame, shop.codec
 	mapper, err := mapping.New([]mapping.Topic{{Name: e.input, Rules: shopRules}})
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +164,7 @@ func TestMappedInputRealKafka(t *testing.T) {
 	}
 	// A record of a schema no rule matches, one the shipment rule fails on (it reads a
 	// header the record lacks), and one whose event is invalid (a negative quantity).
-	refund := schema("refund_issued.avsc", "shop-refunds")
+	refund := shop.schema("refund_issued.avsc", "shop-refunds")
 	unmapped := &kgo.Record{Key: []byte("ord_shop_1"), Value: frame(refund, `{"payment_id": "pay_1", "order_id": "ord_shop_1", "amount_cents": 100}`)}
 	failing := &kgo.Record{Key: []byte("ord_shop_5"), Value: frame(shipped, `{"shipment_id": "shp_y", "order_id": "ord_shop_5",
 		"dispatched_at": 1, "carrier": "UPS", "tracking": null, "lines": [{"sku": "SKU-5", "qty": 1}]}`)}

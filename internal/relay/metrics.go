@@ -110,8 +110,8 @@ func (r *Relay) observe() (metric.Registration, error) {
 		o.ObserveInt64(pending, r.stats.pending.Load())
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		for id, p := range r.parts {
-			o.ObserveInt64(lag, p.lag.Load(), metric.WithAttributes(attribute.String("topic", r.cfg.InputTopic), attribute.Int("partition", int(id))))
+		for k, n := range r.lags {
+			o.ObserveInt64(lag, n, metric.WithAttributes(attribute.String("topic", k.topic), attribute.Int("partition", int(k.partition))))
 		}
 		o.ObserveInt64(restoring, int64(r.restoring))
 		o.ObserveInt64(held, int64(len(r.held)))
@@ -220,6 +220,8 @@ type Stats struct {
 	// NotOurs counts the records of orders that are not the relay's (skipped, never
 	// sent); NotOursOrders the orders found not ours.
 	NotOurs, NotOursOrders int64
+	// Rekeyed counts the records of re-keyed inputs forwarded to the repartition topic.
+	Rekeyed int64
 }
 
 type counters struct {
@@ -232,6 +234,7 @@ type counters struct {
 	paused                                             atomic.Bool
 	holds, internalErrors, parked, dropped             atomic.Int64
 	deferred, unmatched, notOurs, notOursOrders        atomic.Int64
+	rekeyed                                            atomic.Int64
 }
 
 // Stats returns the relay's counters.
@@ -245,5 +248,6 @@ func (r *Relay) Stats() Stats {
 		Replayed: c.replayed.Load(), ReplaySkipped: c.replaySkipped.Load(), Pending: c.pending.Load(), Paused: c.paused.Load(),
 		Holds: c.holds.Load(), InternalErrors: c.internalErrors.Load(), Parked: c.parked.Load(),
 		Deferred: c.deferred.Load(), Unmatched: c.unmatched.Load(), NotOurs: c.notOurs.Load(), NotOursOrders: c.notOursOrders.Load(),
+		Rekeyed: c.rekeyed.Load(),
 	}
 }

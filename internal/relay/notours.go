@@ -35,7 +35,7 @@ func (r *Relay) markNotOurs(w *keyWork, partner string, events int) {
 	w.sp.mu.Lock()
 	w.sp.notOurs = append(w.sp.notOurs, notOursOrder{key: w.key, partner: partner})
 	w.sp.mu.Unlock()
-	r.countNotOurs(w, events)
+	r.countNotOurs(w, w.recs[len(w.recs)-1].Topic, events)
 }
 
 // notOursOrder is an order a transaction marks not ours.
@@ -44,22 +44,23 @@ type notOursOrder struct{ key, partner string }
 // skipNotOurs passes over the records of an order that is not ours; a `state drop`
 // request removes the marker.
 func (r *Relay) skipNotOurs(w *keyWork) {
-	n := 0
 	for _, rec := range w.recs {
 		if deadletter.ReplayKindOf(rec.Headers) == deadletter.RequestDrop {
 			r.drop(w, rec)
 			continue
 		}
-		n++
+		r.countNotOurs(w, rec.Topic, 1)
 	}
-	r.countNotOurs(w, n)
 }
 
 // countNotOurs counts n records of not-ours orders, once the transaction commits (a
 // transaction redone after an abort does not count them twice).
-func (r *Relay) countNotOurs(w *keyWork, n int) {
+func (r *Relay) countNotOurs(w *keyWork, topic string, n int) {
 	w.sp.mu.Lock()
-	w.sp.notOursRecords += n
+	if w.sp.notOursRecords == nil {
+		w.sp.notOursRecords = map[string]int{}
+	}
+	w.sp.notOursRecords[topic] += n
 	w.sp.mu.Unlock()
 }
 
@@ -70,8 +71,8 @@ func (r *Relay) appliedNotOurs(ctx context.Context, id int32, sp *stagedPart) {
 		r.log.Info("order not ours: its placement names no configured partner; nothing of it is kept or sent",
 			"order_id", n.key, "partition", id, "partner", n.partner)
 	}
-	if sp.notOursRecords > 0 {
-		r.stats.notOurs.Add(int64(sp.notOursRecords))
-		r.metrics.add(ctx, r.metrics.notOurs, int64(sp.notOursRecords), attribute.String("topic", r.cfg.InputTopic))
+	for topic, n := range sp.notOursRecords {
+		r.stats.notOurs.Add(int64(n))
+		r.metrics.add(ctx, r.metrics.notOurs, int64(n), attribute.String("topic", topic))
 	}
 }

@@ -28,8 +28,6 @@ type partition struct {
 	// inflight counts its jobs in the delivery queue; revocation waits for zero.
 	inflight sync.WaitGroup
 	pending  atomic.Int64
-	// lag is the records between the last one fetched and the high watermark.
-	lag atomic.Int64
 
 	// resends are restored pending snapshots not yet submitted (feedResends). Under r.mu.
 	resends []Job
@@ -47,22 +45,46 @@ type partition struct {
 	outcomes map[string]Outcome // delivery outcomes not yet written, newest per order
 }
 
-// onAssigned pauses each newly assigned partition and restores its state in the
-// background; the partition is fetched once restored. A restore that fails (the broker,
-// or an open transaction that keeps the partition from its end past
-// RestoreStableTimeout) is reported in /readyz and retried with backoff; only a state
+// onAssigned pauses each newly assigned unit (partition p of every direct input, inputs.go)
+// and restores its state in the background; the unit is fetched once restored. A restore
+// that fails (the broker, or an open transaction that keeps the partition from its end
+// past RestoreStableTimeout) is reported in /readyz and retried with backoff; only a state
 // written for another partition count or partitioner stops the relay: processing it would
-// fold orders without their history.
+// fold orders without their history. A re-keyed input's partitions need nothing.
 func (r *Relay) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
-	ids := assigned[r.cfg.InputTopic]
-	if len(ids) == 0 {
-		return
+	pause := map[string][]int32{}
+	var units []int32
+	for _, t := range r.direct {
+		for _, id := range assigned[t] {
+			pause[t] = append(pause[t], id)
+			if !slices.Contains(units, id) {
+				units = append(units, id)
+			}
+		}
 	}
-	cl.PauseFetchPartitions(map[string][]int32{r.cfg.InputTopic: ids})
+	if len(pause) > 0 {
+		cl.PauseFetchPartitions(pause)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.joined = true
-	for _, id := range ids {
+	if len(assigned) > 0 {
+		r.joined = true
+	}
+	for t, ids := range pause {
+		for _, id := range ids {
+			if r.assignedTP[id] == nil {
+				r.assignedTP[id] = map[string]bool{}
+			}
+			r.assignedTP[id][t] = true
+		}
+	}
+	for _, id := range units {
+		if !r.unitComplete(id) {
+			r.restoreIssues[id] = r.incomplete(id)
+			r.log.Error("a partition of some inputs only is assigned here; it waits unprocessed", "partition", id, "issue", r.restoreIssues[id])
+			continue
+		}
+		delete(r.restoreIssues, id)
 		if t := r.restores[id]; t != nil {
 			t.cancel()
 		}
@@ -193,7 +215,7 @@ func (r *Relay) restore(ctx context.Context, id int32, t *restoreTask) error {
 	// the delivery queue holds fewer than MaxPending.
 	p.resends = jobs
 	r.feedResendsLocked()
-	r.cl.ResumeFetchPartitions(map[string][]int32{r.cfg.InputTopic: {id}})
+	r.cl.ResumeFetchPartitions(r.unitPartitions(id))
 	return nil
 }
 
@@ -233,42 +255,69 @@ func (r *Relay) resendJob(ctx context.Context, orderID string, v []byte) (Job, e
 // ErrLayout means a state partition does not match the input topic's partitioning.
 var ErrLayout = errors.New("state layout does not match the input topic")
 
-// onRevoked stops the deliveries of revoked (or lost) partitions and waits until none is
-// in flight, so that the next owner's first POST of an order can never race an older one
+// onRevoked stops the deliveries of revoked (or lost) units and waits until none is in
+// flight, so that the next owner's first POST of an order can never race an older one
 // from here (P2). Their unwritten outcomes are dropped: the next owner resends what the
-// state marks pending, with the same Webhook-Id and stamp.
+// state marks pending, with the same Webhook-Id and stamp. Losing one input's partition
+// p loses unit p; what stays assigned of it waits, paused.
 func (r *Relay) onRevoked(_ context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	var gone []*partition
+	resume, pause := map[string][]int32{}, map[string][]int32{}
+	var units []int32
 	r.mu.Lock()
-	var unpause []int32
-	for _, id := range revoked[r.cfg.InputTopic] {
+	for _, t := range r.consumedTopics() {
+		for _, id := range revoked[t] {
+			// No longer ours: no pause or hold may outlive the assignment.
+			resume[t] = append(resume[t], id)
+			r.dropHold(tp{t, id})
+			delete(r.lags, tp{t, id})
+			if r.rekeyed[t] {
+				continue
+			}
+			if a := r.assignedTP[id]; a != nil {
+				delete(a, t)
+				if len(a) == 0 {
+					delete(r.assignedTP, id)
+				}
+			}
+			if !slices.Contains(units, id) {
+				units = append(units, id)
+			}
+		}
+	}
+	for _, id := range units {
 		if t := r.restores[id]; t != nil {
 			t.cancel()
 			delete(r.restores, id)
-			delete(r.restoreIssues, id)
-			unpause = append(unpause, id)
 		}
-		if r.dropHold(id) && !r.paused[id] {
-			unpause = append(unpause, id)
+		delete(r.restoreIssues, id)
+		for _, t := range r.direct {
+			r.dropHold(tp{t, id})
 		}
 		if p := r.parts[id]; p != nil {
 			delete(r.parts, id)
 			p.cancel()
 			gone = append(gone, p)
 		}
-		if r.paused[id] {
-			delete(r.paused, id)
-			unpause = append(unpause, id)
+		delete(r.paused, id)
+		for t := range r.assignedTP[id] {
+			pause[t] = append(pause[t], id)
+		}
+		if len(r.assignedTP[id]) > 0 {
+			r.restoreIssues[id] = r.incomplete(id)
 		}
 	}
 	r.mu.Unlock()
-	if len(unpause) > 0 {
-		cl.ResumeFetchPartitions(map[string][]int32{r.cfg.InputTopic: unpause})
+	if len(resume) > 0 {
+		cl.ResumeFetchPartitions(resume)
+	}
+	if len(pause) > 0 {
+		cl.PauseFetchPartitions(pause)
 	}
 	for _, p := range gone {
 		p.inflight.Wait()
 	}
 	if len(gone) > 0 {
-		r.log.Info("partitions released", "partitions", revoked[r.cfg.InputTopic])
+		r.log.Info("partitions released", "partitions", units)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -41,8 +42,11 @@ type RecordMapper interface {
 
 // decode turns an input record into an event: with the mapping when one is configured,
 // else with the codec (ucprelay's own schema). ignored: the mapping skips the record.
+//
+// A value in ucprelay's own stored form (single-object encoding with the current schema:
+// an event a dead letter carried back from the state) is decoded as such on any input.
 func (r *Relay) decode(ctx context.Context, rec *kgo.Record) (ev orderevents.Event, ignored bool, err error) {
-	if r.cfg.Mapper == nil {
+	if r.cfg.Mapper == nil || r.codec.Canonical(rec.Value) {
 		ev, err = r.codec.Decode(ctx, rec.Value)
 		return ev, false, err
 	}
@@ -52,7 +56,7 @@ func (r *Relay) decode(ctx context.Context, rec *kgo.Record) (ev orderevents.Eve
 	}
 	if m.Ignored {
 		r.stats.unmatched.Add(1)
-		r.metrics.add(ctx, r.metrics.unmatched, 1, attribute.String("topic", rec.Topic), attribute.String("record", m.RecordName))
+		r.metrics.add(ctx, r.metrics.unmatched, 1, attribute.String("topic", m.Topic), attribute.String("record", m.RecordName))
 		return ev, true, nil
 	}
 	return m.Event, false, nil
@@ -74,40 +78,57 @@ type keyWork struct {
 	fwd  []*kgo.Record
 	// render: no records, render the order's deferred snapshot (clock.go).
 	render bool
+	// rekey is a record to re-key (inputs.go), not an order's work.
+	rekey *kgo.Record
 }
 
 // process folds a poll's records into the batch: orders concurrently (up to Workers),
 // each order's records in sequence (P5). It returns the partitions to hold (a record
 // needs a dependency that is down) apart from the errors that end the transaction.
-func (r *Relay) process(ctx context.Context, fs kgo.Fetches, b *batch) (map[int32]*holdError, error) {
+func (r *Relay) process(ctx context.Context, fs kgo.Fetches, b *batch) (map[tp]*holdError, error) {
 	var work []*keyWork
 	var err error
+	byKey := map[int32]map[string]*keyWork{} // unit, order id: one order's records of every direct input
 	r.mu.Lock()
 	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
 		if len(ftp.Records) == 0 {
 			return
 		}
+		if ftp.HighWatermark >= 0 {
+			r.lags[tp{ftp.Topic, ftp.Partition}] = max(ftp.HighWatermark-ftp.Records[len(ftp.Records)-1].Offset-1, 0)
+		}
+		b.consumed += len(ftp.Records)
+		if r.rekeyed[ftp.Topic] {
+			for _, rec := range ftp.Records {
+				work = append(work, &keyWork{rekey: rec})
+			}
+			return
+		}
 		p := r.parts[ftp.Partition]
-		if p == nil {
+		if p == nil || !slices.Contains(r.direct, ftp.Topic) {
 			err = cmpErr(err, fmt.Errorf("%w: %s/%d", errNotOwned, ftp.Topic, ftp.Partition))
 			return
 		}
-		if ftp.HighWatermark >= 0 {
-			p.lag.Store(max(ftp.HighWatermark-ftp.Records[len(ftp.Records)-1].Offset-1, 0))
-		}
 		sp := b.part(p)
-		byKey := map[string]*keyWork{}
+		keys := byKey[p.id]
+		if keys == nil {
+			keys = map[string]*keyWork{}
+			byKey[p.id] = keys
+		}
 		for _, rec := range ftp.Records {
+			if r.wantsRekey(rec) {
+				work = append(work, &keyWork{rekey: rec})
+				continue
+			}
 			k := string(rec.Key)
-			w := byKey[k]
+			w := keys[k]
 			if w == nil {
 				w = &keyWork{p: p, sp: sp, key: k}
-				byKey[k] = w
+				keys[k] = w
 				work = append(work, w)
 			}
 			w.recs = append(w.recs, rec)
 		}
-		b.consumed += len(ftp.Records)
 	})
 	r.mu.Unlock()
 	if err != nil {
@@ -122,7 +143,13 @@ func (r *Relay) process(ctx context.Context, fs kgo.Fetches, b *batch) (map[int3
 	for range min(r.cfg.Workers, len(work)) {
 		wg.Go(func() {
 			for w := range ch {
-				if werr := r.processKeySafe(ctx, b, w); werr != nil {
+				var werr error
+				if w.rekey != nil {
+					werr = r.rekey(ctx, b, w.rekey)
+				} else {
+					werr = r.processKeySafe(ctx, b, w)
+				}
+				if werr != nil {
 					emu.Lock()
 					errs = append(errs, werr)
 					emu.Unlock()

@@ -35,22 +35,25 @@ func (r *Relay) reconcile(ctx context.Context) {
 	var gone []int32
 	r.mu.Lock()
 	for id := range r.parts {
-		if !assigned[id] {
-			gone = append(gone, id)
+		for _, t := range r.direct {
+			if !assigned[tp{t, id}] {
+				gone = append(gone, id)
+				break
+			}
 		}
 	}
 	r.mu.Unlock()
 	if len(gone) > 0 {
 		r.log.Warn("the coordinator no longer assigns these partitions to this replica; releasing them", "partitions", gone, "generation", gen)
-		r.onRevoked(ctx, r.cl, map[string][]int32{r.cfg.InputTopic: gone})
+		r.onRevoked(ctx, r.cl, r.unitPartitions(gone...))
 	}
 }
 
-// describeAssignment returns the input partitions the coordinator assigns to member, and
+// describeAssignment returns the partitions the coordinator assigns to member, and
 // whether the answer can be trusted (the group is stable and lists the member).
-func (r *Relay) describeAssignment(ctx context.Context, member string) (map[int32]bool, bool) {
+func (r *Relay) describeAssignment(ctx context.Context, member string) (map[tp]bool, bool) {
 	adm := kadm.NewClient(r.cl)
-	out := map[int32]bool{}
+	out := map[tp]bool{}
 	if r.cfg.GroupProtocol == GroupConsumer {
 		gs, err := adm.DescribeConsumerGroups(ctx, r.cfg.Group)
 		if err != nil {
@@ -62,8 +65,10 @@ func (r *Relay) describeAssignment(ctx context.Context, member string) (map[int3
 		}
 		for _, m := range g.Members {
 			if m.MemberID == member {
-				for p := range m.Assignment[r.cfg.InputTopic] {
-					out[p] = true
+				for t, ps := range m.Assignment {
+					for p := range ps {
+						out[tp{t, p}] = true
+					}
 				}
 				return out, true
 			}
@@ -87,10 +92,8 @@ func (r *Relay) describeAssignment(ctx context.Context, member string) (map[int3
 			return nil, false
 		}
 		for _, t := range c.Topics {
-			if t.Topic == r.cfg.InputTopic {
-				for _, p := range t.Partitions {
-					out[p] = true
-				}
+			for _, p := range t.Partitions {
+				out[tp{t.Topic, p}] = true
 			}
 		}
 		return out, true

@@ -43,6 +43,13 @@ type Relay struct {
 	metrics  instruments
 	lease    *lease
 
+	// direct are the co-partitioned inputs (InputTopic first), rekeyed the inputs
+	// re-keyed into the repartition topic (inputs.go).
+	direct  []string
+	rekeyed map[string]bool
+	// runCtx is Run's context: a re-keyed partition's hold lives as long as it.
+	runCtx context.Context
+
 	// inputPartitions is the input topic's partition count, from the last layout check.
 	inputPartitions atomic.Int32
 	// stateLimit bounds a state record (key and value), from the state topic's
@@ -52,9 +59,13 @@ type Relay struct {
 	isolated     map[string]string // orders set aside, with the produce error (size.go); under mu
 
 	mu     sync.Mutex
-	parts  map[int32]*partition // owned input partitions, by number
+	parts  map[int32]*partition // owned units (partition p of every direct input), by number
 	paused map[int32]bool
-	held   map[int32]*Hold // partitions waiting for a dependency (hold.go)
+	held   map[tp]*Hold // partitions waiting for a dependency (hold.go)
+	// assignedTP are the direct inputs' partitions assigned here, by unit.
+	assignedTP map[int32]map[string]bool
+	// lags are the records between the last one fetched and the high watermark.
+	lags map[tp]int64
 	// restoreIssues describes, per partition, a restore that waits or is retried.
 	restoreIssues map[int32]string
 	restores      map[int32]*restoreTask // restores in progress, by partition
@@ -77,10 +88,14 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 	r := &Relay{
 		cfg: cfg, kafka: kafkaOpts, codec: codec, snd: snd, log: cfg.Logger,
 		part: keys.MustNew(cfg.Partitioner), parts: map[int32]*partition{}, paused: map[int32]bool{},
-		held: map[int32]*Hold{}, restoreIssues: map[int32]string{}, restores: map[int32]*restoreTask{}, restoreSlots: make(chan struct{}, 4), isolated: map[string]string{},
+		held: map[tp]*Hold{}, assignedTP: map[int32]map[string]bool{}, lags: map[tp]int64{}, restoreIssues: map[int32]string{}, restores: map[int32]*restoreTask{}, restoreSlots: make(chan struct{}, 4), isolated: map[string]string{},
 		breakers: map[string]*breaker{}, metrics: newInstruments(),
 	}
 	r.partners = r.cfg.partnersView()
+	r.direct, r.rekeyed = cfg.directTopics(), map[string]bool{}
+	for _, t := range cfg.RekeyTopics {
+		r.rekeyed[t] = true
+	}
 	for id := range cfg.Partners {
 		r.breakers[id] = r.cfg.newBreaker(id)
 	}
@@ -116,11 +131,7 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 		kgo.WithHooks(r.lease),
 		kgo.RecordPartitioner(placement{deadLetterTopic: cfg.DeadLetterTopic, part: r.part}),
 	)
-	if cfg.GroupProtocol == GroupConsumer {
-		opts = append(opts, kgo.Balancers(kgo.StickyBalancer()), kgo.ServerSideBalancer())
-	} else {
-		opts = append(opts, kgo.Balancers(kgo.CooperativeStickyBalancer()))
-	}
+	opts = append(opts, r.balancers()...)
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 	}
@@ -174,7 +185,8 @@ func (r *Relay) Run(ctx context.Context) error {
 		r.sess.Close()
 		return err
 	}
-	r.cl.AddConsumeTopics(r.cfg.InputTopic) // joins the group
+	r.runCtx = ctx
+	r.cl.AddConsumeTopics(r.consumedTopics()...) // joins the group
 	lastCheck := time.Now()
 	for {
 		if err := r.fatalErr(); err != nil {
@@ -198,12 +210,13 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// checkLayout verifies that the input, state and dead-letter topics exist, that input
-// and state have the same partition count and that the state topic is compacted.
+// checkLayout verifies that the input, state and dead-letter topics exist, that the
+// direct inputs and the state have the same partition count and that the state topic is
+// compacted.
 func (r *Relay) checkLayout(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	n, err := topics.Check(cctx, topics.NewAdmin(r.cl), topics.Layout{Input: []string{r.cfg.InputTopic}, State: r.cfg.StateTopic, DeadLetter: r.cfg.DeadLetterTopic})
+	n, err := topics.Check(cctx, topics.NewAdmin(r.cl), topics.Layout{Input: append([]string{r.cfg.InputTopic}, r.cfg.CoTopics...), Repartition: r.cfg.RepartitionTopic, Rekeyed: r.cfg.RekeyTopics, State: r.cfg.StateTopic, DeadLetter: r.cfg.DeadLetterTopic})
 	if err != nil {
 		if errors.Is(err, topics.ErrPartitionMismatch) {
 			r.metrics.add(ctx, r.metrics.layoutMismatch, 1)
@@ -277,19 +290,21 @@ func (r *Relay) backpressure() {
 			}
 		}
 		if len(ps) > 0 {
-			r.cl.PauseFetchPartitions(map[string][]int32{r.cfg.InputTopic: ps})
+			r.cl.PauseFetchPartitions(r.unitPartitions(ps...))
 			r.stats.paused.Store(true)
 			r.log.Warn("delivery backlog above bound; fetching paused", "pending", pending, "bound", r.cfg.MaxPending, "partitions", ps)
 		}
 	case pending <= int64(r.cfg.MaxPending)/2 && len(r.paused) > 0:
-		var ps []int32
+		ps := map[string][]int32{}
 		for id := range r.paused {
-			if r.held[id] == nil {
-				ps = append(ps, id)
+			for _, t := range r.direct {
+				if r.held[tp{t, id}] == nil {
+					ps[t] = append(ps[t], id)
+				}
 			}
 		}
 		clear(r.paused)
-		r.cl.ResumeFetchPartitions(map[string][]int32{r.cfg.InputTopic: ps})
+		r.cl.ResumeFetchPartitions(ps)
 		r.stats.paused.Store(false)
 		r.log.Info("delivery backlog drained; fetching resumed", "pending", pending, "partitions", ps)
 	}
@@ -298,13 +313,7 @@ func (r *Relay) backpressure() {
 // shutdown stops fetching, lets in-flight deliveries finish within ShutdownGrace, writes
 // their outcomes in a last transaction, and leaves the group. cause is returned.
 func (r *Relay) shutdown(ctx context.Context, cause error) error {
-	r.mu.Lock()
-	var owned []int32
-	for id := range r.parts {
-		owned = append(owned, id)
-	}
-	r.mu.Unlock()
-	r.cl.PauseFetchPartitions(map[string][]int32{r.cfg.InputTopic: owned})
+	r.cl.PauseFetchTopics(r.consumedTopics()...)
 	deadline := time.Now().Add(r.cfg.ShutdownGrace)
 	for r.stats.pending.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)

@@ -64,7 +64,7 @@ type stagedPart struct {
 	parked   map[string]string // orders parked (reason) or no longer parked ("")
 	// notOurs are the orders this transaction marks not ours (notours.go).
 	notOurs        []notOursOrder
-	notOursRecords int
+	notOursRecords map[string]int // by topic
 	// deferred are the orders whose snapshot waits for the clock (the stamp floor), or
 	// no longer (zero time).
 	deferred map[string]time.Time

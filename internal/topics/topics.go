@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,8 +64,15 @@ func (a *Admin) partitionCounts(ctx context.Context, names ...string) (map[strin
 
 // Layout names the topics of one relay deployment.
 type Layout struct {
-	// Input are the order-domain event topics; all must have the same partition count.
+	// Input are the order-domain event topics read directly (keyed by order id); all
+	// must have the same partition count.
 	Input []string
+	// Repartition is ucprelay's topic of re-keyed records, co-partitioned with Input:
+	// created with Input's partition count. Empty when no input is re-keyed.
+	Repartition string
+	// Rekeyed are the input topics keyed by something else than the order id (any
+	// partition count); they must exist.
+	Rekeyed []string
 	// State is the compacted state topic, co-partitioned with Input. Empty when the
 	// deployment keeps no state.
 	State string
@@ -96,6 +104,15 @@ func StateConfigs() map[string]*string {
 		"min.cleanable.dirty.ratio": ptr("0.1"),
 		"segment.ms":                ptr("3600000"),
 		"retention.ms":              ptr("-1"),
+	}
+}
+
+// RepartitionConfigs are the settings of a repartition topic: its records matter until
+// the relay folded them (within seconds); 7 days cover any outage and a replay.
+func RepartitionConfigs() map[string]*string {
+	return map[string]*string{
+		"cleanup.policy": ptr("delete"),
+		"retention.ms":   ptr(strconv.FormatInt(7*24*3600*1000, 10)),
 	}
 }
 
@@ -134,12 +151,15 @@ type Created struct {
 	Existed    bool
 }
 
-// Create creates the state topic with the input's partition count and the dead-letter
-// topic with deadLetterPartitions partitions; topics that exist are left as they are.
-// The input topics must exist.
+// Create creates the state and repartition topics with the input's partition count and
+// the dead-letter topic with deadLetterPartitions partitions; topics that exist are left
+// as they are. The input topics must exist.
 func Create(ctx context.Context, adm *Admin, l Layout, replication int16, deadLetterPartitions int32) ([]Created, error) {
 	n, err := inputPartitions(ctx, adm, l.Input)
 	if err != nil {
+		return nil, err
+	}
+	if err := rekeyedExist(ctx, adm, l.Rekeyed); err != nil {
 		return nil, err
 	}
 	var out []Created
@@ -169,6 +189,11 @@ func Create(ctx context.Context, adm *Admin, l Layout, replication int16, deadLe
 			if err := adm.writeLayout(ctx, l.State, statestore.Layout{Partitions: n, Partitioner: partitionerName(l.Partitioner)}); err != nil {
 				return out, err
 			}
+		}
+	}
+	if l.Repartition != "" {
+		if err := create(l.Repartition, n, RepartitionConfigs()); err != nil {
+			return out, err
 		}
 	}
 	if l.DeadLetter != "" {
@@ -218,8 +243,15 @@ func (a *Admin) waitVisible(ctx context.Context, cs []Created) error {
 // share one partition count, the state topic has that count and is compacted. It returns
 // the input partition count.
 func Check(ctx context.Context, adm *Admin, l Layout) (int32, error) {
-	n, err := inputPartitions(ctx, adm, l.Input)
+	in := l.Input
+	if l.Repartition != "" {
+		in = append(slices.Clone(in), l.Repartition)
+	}
+	n, err := inputPartitions(ctx, adm, in)
 	if err != nil {
+		return 0, err
+	}
+	if err := rekeyedExist(ctx, adm, l.Rekeyed); err != nil {
 		return 0, err
 	}
 	names := []string{}
@@ -293,6 +325,23 @@ func (a *Admin) MaxMessageBytes(ctx context.Context, names ...string) (map[strin
 	return out, nil
 }
 
+// rekeyedExist checks that the re-keyed inputs exist.
+func rekeyedExist(ctx context.Context, adm *Admin, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	have, err := adm.partitionCounts(ctx, names...)
+	if err != nil {
+		return err
+	}
+	for _, t := range names {
+		if _, ok := have[t]; !ok {
+			return fmt.Errorf("topics: %w: input topic %s", ErrMissingTopic, t)
+		}
+	}
+	return nil
+}
+
 func inputPartitions(ctx context.Context, adm *Admin, input []string) (int32, error) {
 	if len(input) == 0 {
 		return 0, errors.New("topics: no input topics")
@@ -315,7 +364,8 @@ func inputPartitions(ctx context.Context, adm *Admin, input []string) (int32, er
 			parts = append(parts, fmt.Sprintf("%d: %s", n, strings.Join(ts, ",")))
 		}
 		sort.Strings(parts)
-		return 0, fmt.Errorf("topics: input topics must share one partition count, got %s", strings.Join(parts, "; "))
+		return 0, fmt.Errorf("topics: %w: the inputs read directly (keyed by order id) must share one partition count, got %s",
+			ErrPartitionMismatch, strings.Join(parts, "; "))
 	}
 	for n := range counts {
 		return n, nil
