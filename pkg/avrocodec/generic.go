@@ -33,6 +33,9 @@ var plainCodecs sync.Map // *goavro.Codec → *plainCodec
 type plainCodec struct {
 	std  *goavro.Codec
 	name string
+	// walk turns the native form into the standard JSON form directly; nil when the
+	// schema needs the JSON round trip (plain.go).
+	walk plainer
 }
 
 // DecodeGeneric decodes a record value of any schema the codec can resolve (Confluent
@@ -69,9 +72,23 @@ func plain(wc *goavro.Codec, native any) (Generic, error) {
 		if err != nil {
 			return Generic{}, decodeErr(ReasonCorruptPayload, "writer schema: %v", err)
 		}
-		v, _ = plainCodecs.LoadOrStore(wc, &plainCodec{std: std, name: recordName(wc.Schema())})
+		walk, _ := newPlainer(wc.Schema()) // errUnplain or a schema goavro took but the walk does not: the round trip
+		v, _ = plainCodecs.LoadOrStore(wc, &plainCodec{std: std, name: recordName(wc.Schema()), walk: walk})
 	}
 	pc := v.(*plainCodec)
+	if pc.walk != nil {
+		datum, err := pc.walk(native)
+		if err != nil {
+			return Generic{}, decodeErr(ReasonCorruptPayload, "%v", err)
+		}
+		return Generic{Name: pc.name, Value: datum, Schema: wc.Schema()}, nil
+	}
+	return pc.roundTrip(wc, native)
+}
+
+// roundTrip is the standard JSON form by way of goavro's text: for the schemas the walk
+// leaves to it (bytes, fixed, decimal, other logical types).
+func (pc *plainCodec) roundTrip(wc *goavro.Codec, native any) (Generic, error) {
 	text, err := pc.std.TextualFromNative(nil, native)
 	if err != nil {
 		return Generic{}, decodeErr(ReasonCorruptPayload, "%v", err)
