@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -238,11 +239,17 @@ func (e *Env) Relay(ctx context.Context, name string, latency time.Duration) (fl
 	if err != nil {
 		return 0, 0, err
 	}
+	return e.relayUntil(ctx, cfg, e.codec, int64(e.Events), e.Events)
+}
+
+// relayUntil runs a relay until it consumed consumed records and has nothing pending:
+// events/s from start to then, and the POSTs it made.
+func (e *Env) relayUntil(ctx context.Context, cfg relay.Config, codec *avrocodec.Codec, consumed int64, events int) (float64, int64, error) {
 	sender, err := webhook.NewSender()
 	if err != nil {
 		return 0, 0, err
 	}
-	r, err := relay.New(cfg, []kgo.Opt{kgo.SeedBrokers(e.Seeds...)}, e.codec, sender)
+	r, err := relay.New(cfg, []kgo.Opt{kgo.SeedBrokers(e.Seeds...)}, codec, sender)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -251,10 +258,14 @@ func (e *Env) Relay(ctx context.Context, name string, latency time.Duration) (fl
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() { done <- r.Run(rctx) }()
-	for {
+	for last := time.Now(); ; {
 		st := r.Stats()
-		if st.Consumed >= int64(e.Events) && st.Pending == 0 {
+		if st.Consumed >= consumed && st.Pending == 0 {
 			break
+		}
+		if time.Since(last) > 10*time.Second {
+			last = time.Now()
+			fmt.Fprintf(os.Stderr, "bench: relay %s: %d of %d records consumed, %d pending, %d dead-lettered\n", cfg.Group, st.Consumed, consumed, st.Pending, st.DeadLettered)
 		}
 		select {
 		case err := <-done:
@@ -266,7 +277,12 @@ func (e *Env) Relay(ctx context.Context, name string, latency time.Duration) (fl
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	rate := float64(e.Events) / time.Since(start).Seconds()
+	rate := float64(events) / time.Since(start).Seconds()
+	if st := r.Stats(); st.DeadLettered > 0 {
+		cancel()
+		<-done
+		return 0, 0, fmt.Errorf("bench: the relay dead-lettered %d records", st.DeadLettered)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		return 0, 0, err

@@ -25,7 +25,10 @@ type Options struct {
 	// LatencyEvents and LatencyRate feed the latency cases: placements at a steady rate.
 	LatencyEvents int
 	LatencyRate   float64
-	Log           io.Writer
+	// MappedDir is the example whose mapping the mapped case runs through (its
+	// relay.yaml and schemas); empty: no mapped case.
+	MappedDir string
+	Log       io.Writer
 }
 
 // Sample is one run's figures by case name.
@@ -34,10 +37,13 @@ type Sample map[string]float64
 // Result is the median of every figure over the runs.
 type Result struct {
 	Orders, Events int
-	Partitions     int32
-	Runs           int
-	Median         map[string]float64
-	Samples        []Sample
+	// MappedRecords are the records of the mapped case (the workload's events the
+	// example's schemas can say).
+	MappedRecords int
+	Partitions    int32
+	Runs          int
+	Median        map[string]float64
+	Samples       []Sample
 }
 
 // Run measures every case Runs times on one generated topic.
@@ -51,6 +57,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer e.Close()
 	res := &Result{Orders: o.Orders, Events: e.Events, Partitions: o.Partitions, Runs: o.Runs, Median: map[string]float64{}}
 	fmt.Fprintf(o.Log, "bench: %d events of %d orders; body %d bytes\n", e.Events, o.Orders, len(e.Body))
+	var mapped *Mapped
+	if o.MappedDir != "" {
+		if mapped, err = e.NewMapped(ctx, o.MappedDir); err != nil {
+			return nil, err
+		}
+		res.MappedRecords = mapped.Records
+		fmt.Fprintf(o.Log, "bench: mapped case: %d records of the shop's own schemas on 3 topics, and the same history in ucprelay's\n", mapped.Records)
+	}
 	for run := range o.Runs {
 		s := Sample{}
 		step := func(name string, f func() (float64, error)) error {
@@ -108,6 +122,21 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				if err := step("resident bytes/order", func() (float64, error) { return e.ResidentPerOrder(ctx, "u"+tag) }); err != nil {
 					return nil, err
 				}
+				if mapped != nil {
+					if err := step("ucprelay own-schema history sink=0s events/s", func() (float64, error) {
+						rate, _, err := e.RelayOwn(ctx, mapped, "mo"+tag)
+						return rate, err
+					}); err != nil {
+						return nil, err
+					}
+					if err := step("ucprelay mapped sink=0s events/s", func() (float64, error) {
+						rate, p, err := e.RelayMapped(ctx, mapped, "mm"+tag)
+						s["ucprelay mapped sink=0s posts"] = float64(p)
+						return rate, err
+					}); err != nil {
+						return nil, err
+					}
+				}
 			}
 		}
 		res.Samples = append(res.Samples, s)
@@ -142,6 +171,9 @@ func (r *Result) Ratios(latencies []time.Duration) map[string]float64 {
 		}
 	}
 	out["restore/limit-consume"] = m["restore records/s"] / consume
+	if own := m["ucprelay own-schema history sink=0s events/s"]; own > 0 {
+		out["mapped/own-schema sink=0s"] = m["ucprelay mapped sink=0s events/s"] / own
+	}
 	return out
 }
 
@@ -163,6 +195,14 @@ func (r *Result) Table(w io.Writer, latencies []time.Duration) {
 	}
 	fmt.Fprintf(w, "| ucprelay restore of the state topic | – | %.0f records/s | – | %.2f of consume | |\n", m["restore records/s"], ratios["restore/limit-consume"])
 	fmt.Fprintf(w, "| ucprelay resident heap per restored order | – | %.0f bytes | – | | |\n", m["resident bytes/order"])
+	if r.MappedRecords == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nMapped case (sink 0 ms): %d records, the workload's events the schemas of examples/three-topics can say, median of %d runs.\n\n", r.MappedRecords, r.Runs)
+	fmt.Fprintf(w, "| case | rate | mapped / own schema |\n|---|---|---|\n")
+	fmt.Fprintf(w, "| ucprelay, the history in its own schema, one topic | %.0f events/s | 1 |\n", m["ucprelay own-schema history sink=0s events/s"])
+	fmt.Fprintf(w, "| **ucprelay through the example's mapping**: orders, shipments and refunds topics, the last two re-keyed (%.0f POSTs) | %.0f events/s | **%.2f** |\n",
+		m["ucprelay mapped sink=0s posts"], m["ucprelay mapped sink=0s events/s"], ratios["mapped/own-schema sink=0s"])
 }
 
 // Guard compares the ratios with the thresholds file (ratio name → minimum) and returns

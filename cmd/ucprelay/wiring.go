@@ -46,19 +46,6 @@ type settings struct {
 	mapper *mapping.Mapper
 }
 
-// mappingTopics is the configuration's mapping, as internal/mapping takes it.
-func mappingTopics(c *config.Config) []mapping.Topic {
-	out := make([]mapping.Topic, 0, len(c.Mapping))
-	for _, mt := range c.Mapping {
-		t := mapping.Topic{Name: mt.Topic, Unmatched: mapping.Unmatched(mt.Unmatched)}
-		for _, r := range mt.Rules {
-			t.Rules = append(t.Rules, mapping.Rule{Name: r.Name, Match: r.Match, Kind: r.Kind, Event: r.Event})
-		}
-		out = append(out, t)
-	}
-	return out
-}
-
 // inputs are the mapped topics besides kafka.input_topic: co-partitioned ones, re-keyed
 // ones, and the repartition topic when any is re-keyed.
 func inputs(c *config.Config) (co, rekey []string, repartition string) {
@@ -89,7 +76,7 @@ func wire(cfg *config.Config, environ []string, partnerSecrets bool) (*settings,
 		return nil, fmt.Errorf("config: delivery.attempt_timeout: %w", err)
 	}
 	if len(cfg.Mapping) > 0 {
-		if s.mapper, err = mapping.New(mappingTopics(cfg)); err != nil {
+		if s.mapper, err = mapping.New(cfg.MappingTopics()); err != nil {
 			errs = append(errs, fmt.Errorf("config: %w", err)) // it names mapping, the topic, the rule, the field
 		}
 		for _, mt := range cfg.Mapping {

@@ -25,6 +25,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ucprelay/ucprelay/internal/keys"
+	"github.com/ucprelay/ucprelay/internal/mapping"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
 )
 
@@ -481,4 +482,17 @@ func (c *Config) PartnerIDs() []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// MappingTopics is the configuration's mapping, as internal/mapping takes it.
+func (c *Config) MappingTopics() []mapping.Topic {
+	out := make([]mapping.Topic, 0, len(c.Mapping))
+	for _, mt := range c.Mapping {
+		t := mapping.Topic{Name: mt.Topic, Unmatched: mapping.Unmatched(mt.Unmatched)}
+		for _, r := range mt.Rules {
+			t.Rules = append(t.Rules, mapping.Rule{Name: r.Name, Match: r.Match, Kind: r.Kind, Event: r.Event})
+		}
+		out = append(out, t)
+	}
+	return out
 }

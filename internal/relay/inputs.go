@@ -28,8 +28,9 @@ import (
 // A re-keyed input (RekeyTopics) holds no state. Each record is mapped to learn its order
 // id and forwarded, as it was, to its order's partition of RepartitionTopic, keyed by the
 // order id, in the transaction that consumes it: exactly once, like a forward after the
-// input grew. The copy names its source topic and key (mapping.HeaderSourceTopic,
-// HeaderSourceKey), so it is mapped by its own topic's rules when it is read there.
+// input grew. The copy is the mapped event in ucprelay's own stored form (mapped once,
+// kept as it is in the state) and names its source topic, key and record
+// (mapping.HeaderSourceTopic, HeaderSourceKey, HeaderRekeyedFrom).
 
 // tp is one partition of one topic.
 type tp struct {
@@ -115,8 +116,8 @@ func (r *Relay) incomplete(id int32) string {
 		id, have, r.direct)
 }
 
-// rekey maps a record of a re-keyed input and forwards it to its order's partition of the
-// repartition topic. A record that cannot be mapped is dead-lettered with the headers that
+// rekey maps a record of a re-keyed input and forwards its event to its order's partition
+// of the repartition topic. A record that cannot be mapped is dead-lettered with the headers that
 // let `dlq replay` re-key it once the mapping is fixed; one that needs a dependency that
 // is down holds its partition; a bug is recovered and dead-lettered.
 func (r *Relay) rekey(ctx context.Context, b *batch, rec *kgo.Record) (err error) {
@@ -146,11 +147,18 @@ func (r *Relay) rekey(ctx context.Context, b *batch, rec *kgo.Record) (err error
 			fmt.Sprintf("mapping %s, rule %s: the event has no order id, so the record cannot be re-keyed", m.Topic, m.Rule)))
 		return nil
 	}
+	// The copy carries the mapped event in ucprelay's own stored form: it is mapped once,
+	// decoded cheaply where it is read, and kept as it is in the state.
+	v, err := r.codec.EncodeSingleObject(m.Event)
+	if err != nil {
+		b.deadLetter(r.dlq, r.rekeyDeadLetter(rec, reasonOf(err, mapping.ReasonMappingFailed), fmt.Sprintf("mapping %s, rule %s: %v", m.Topic, m.Rule, err)))
+		return nil
+	}
 	oid := []byte(m.Event.OrderID)
 	hs, _ := sourceHeaders(rec)
 	hs = append(hs, kgo.RecordHeader{Key: mapping.HeaderRekeyedFrom, Value: fmt.Appendf(nil, "%s/%d@%d", rec.Topic, rec.Partition, rec.Offset)})
 	b.forward(&kgo.Record{Topic: r.cfg.RepartitionTopic, Partition: r.part.Partition(oid, r.inputPartitions.Load()), Key: oid,
-		Value: rec.Value, Timestamp: rec.Timestamp, Headers: hs})
+		Value: v, Timestamp: rec.Timestamp, Headers: hs})
 	r.stats.rekeyed.Add(1)
 	return nil
 }

@@ -26,6 +26,7 @@ func main() {
 	peerLimit := flag.Duration("peer-limit", 30*time.Second, "upper bound of each Watermill throughput case")
 	thresholds := flag.String("thresholds", "bench/thresholds.json", "ratio thresholds; empty: no guard")
 	out := flag.String("out", "", "also write the table to this file")
+	mapped := flag.String("mapped", "../examples/three-topics", "example whose mapping the mapped case runs through (sink 0 ms); empty: none")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (relay and peer run in this process)")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -53,7 +54,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := bench.Run(ctx, bench.Options{Seeds: strings.Split(brokers, ","), Orders: *orders, Partitions: int32(*partitions), Runs: *runs,
-		Latencies: latencies, PeerLimit: *peerLimit, LatencyEvents: 3000, LatencyRate: 300, Log: os.Stderr})
+		Latencies: latencies, PeerLimit: *peerLimit, LatencyEvents: 3000, LatencyRate: 300, MappedDir: *mapped, Log: os.Stderr})
 	if err != nil {
 		fail(err)
 	}
