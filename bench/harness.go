@@ -239,12 +239,12 @@ func (e *Env) Relay(ctx context.Context, name string, latency time.Duration) (fl
 	if err != nil {
 		return 0, 0, err
 	}
-	return e.relayUntil(ctx, cfg, e.codec, int64(e.Events), e.Events)
+	return e.relayUntil(ctx, cfg, e.codec, func(relay.Stats) int64 { return int64(e.Events) }, e.Events)
 }
 
-// relayUntil runs a relay until it consumed consumed records and has nothing pending:
-// events/s from start to then, and the POSTs it made.
-func (e *Env) relayUntil(ctx context.Context, cfg relay.Config, codec *avrocodec.Codec, consumed int64, events int) (float64, int64, error) {
+// relayUntil runs a relay until it consumed consumed(its stats) records and has nothing
+// pending: events/s from start to then, and the POSTs it made.
+func (e *Env) relayUntil(ctx context.Context, cfg relay.Config, codec *avrocodec.Codec, consumed func(relay.Stats) int64, events int) (float64, int64, error) {
 	sender, err := webhook.NewSender()
 	if err != nil {
 		return 0, 0, err
@@ -260,12 +260,12 @@ func (e *Env) relayUntil(ctx context.Context, cfg relay.Config, codec *avrocodec
 	go func() { done <- r.Run(rctx) }()
 	for last := time.Now(); ; {
 		st := r.Stats()
-		if st.Consumed >= consumed && st.Pending == 0 {
+		if st.Consumed >= consumed(st) && st.Pending == 0 {
 			break
 		}
 		if time.Since(last) > 10*time.Second {
 			last = time.Now()
-			fmt.Fprintf(os.Stderr, "bench: relay %s: %d of %d records consumed, %d pending, %d dead-lettered\n", cfg.Group, st.Consumed, consumed, st.Pending, st.DeadLettered)
+			fmt.Fprintf(os.Stderr, "bench: relay %s: %d of %d records consumed, %d pending, %d dead-lettered\n", cfg.Group, st.Consumed, consumed(st), st.Pending, st.DeadLettered)
 		}
 		select {
 		case err := <-done:
@@ -351,7 +351,19 @@ func (e *Env) latencyTopic(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	e.cleanup = append(e.cleanup, func() { _, _ = e.adm.DeleteTopics(context.Background(), topic) })
-	return topic, nil
+	// The broker answers CreateTopics before its metadata shows the topic; the relay's
+	// layout check would find it missing (seen once in a bench run).
+	for {
+		td, err := e.adm.ListTopics(ctx, topic)
+		if err == nil && td.Has(topic) && len(td[topic].Partitions) == int(e.Partitions) {
+			return topic, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // RelayLatency runs a relay on a fresh topic fed placements at a steady rate: p50 and

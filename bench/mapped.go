@@ -14,6 +14,7 @@ import (
 	"github.com/ucprelay/ucprelay/internal/chaos"
 	"github.com/ucprelay/ucprelay/internal/config"
 	"github.com/ucprelay/ucprelay/internal/mapping"
+	"github.com/ucprelay/ucprelay/internal/relay"
 	"github.com/ucprelay/ucprelay/internal/topics"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
@@ -110,9 +111,6 @@ func (e *Env) NewMapped(ctx context.Context, dir string) (*Mapped, error) {
 		}
 		shop = append(shop, rec)
 		own = append(own, &kgo.Record{Topic: m.own, Key: []byte(mr.Event.OrderID), Value: ov})
-		if topic != m.orders {
-			m.rekeyed++
-		}
 	}
 	m.Records = len(shop)
 	for _, recs := range [][]*kgo.Record{shop, own} {
@@ -211,8 +209,9 @@ func (e *Env) RelayMapped(ctx context.Context, m *Mapped, name string) (float64,
 	}
 	e.cleanup = append(e.cleanup, func() { _, _ = e.adm.DeleteTopics(context.Background(), repartition) })
 	cfg.RekeyTopics, cfg.RepartitionTopic, cfg.Mapper = []string{m.shipments, m.refunds}, repartition, m.records
-	// Every record is consumed once, a re-keyed one twice (its topic, then the repartition topic).
-	return e.relayUntil(ctx, cfg, m.codec, int64(m.Records+m.rekeyed), m.Records)
+	// Every record is consumed once, and a re-keyed one forwarded to the repartition topic
+	// (while its order's unit was not yet restored) once more.
+	return e.relayUntil(ctx, cfg, m.codec, func(st relay.Stats) int64 { return int64(m.Records) + st.Rekeyed }, m.Records)
 }
 
 // RelayOwn relays the same history in ucprelay's own schema on one topic.
@@ -221,5 +220,5 @@ func (e *Env) RelayOwn(ctx context.Context, m *Mapped, name string) (float64, in
 	if err != nil {
 		return 0, 0, err
 	}
-	return e.relayUntil(ctx, cfg, e.codec, int64(m.Records), m.Records)
+	return e.relayUntil(ctx, cfg, e.codec, func(relay.Stats) int64 { return int64(m.Records) }, m.Records)
 }

@@ -7,12 +7,14 @@ import (
 	"maps"
 	"runtime/debug"
 	"slices"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
 	"github.com/ucprelay/ucprelay/internal/mapping"
+	"github.com/ucprelay/ucprelay/pkg/orderevents"
 )
 
 // The relay's input topics.
@@ -116,51 +118,124 @@ func (r *Relay) incomplete(id int32) string {
 		id, have, r.direct)
 }
 
-// rekey maps a record of a re-keyed input and forwards its event to its order's partition
-// of the repartition topic. A record that cannot be mapped is dead-lettered with the headers that
-// let `dlq replay` re-key it once the mapping is fixed; one that needs a dependency that
-// is down holds its partition; a bug is recovered and dead-lettered.
-func (r *Relay) rekey(ctx context.Context, b *batch, rec *kgo.Record) (err error) {
+// rekeyed is a re-keyed record mapped to its order's event.
+type rekeyed struct {
+	rec *kgo.Record
+	ev  orderevents.Event
+}
+
+// rekeyAll maps the records of re-keyed inputs concurrently (up to Workers). A record that
+// cannot be mapped is dead-lettered with the headers that let `dlq replay` re-key it once
+// the mapping is fixed; one that needs a dependency that is down holds its partition (an
+// error of the result); a bug is recovered and dead-lettered. The others are returned.
+func (r *Relay) rekeyAll(ctx context.Context, b *batch, recs []*kgo.Record) ([]rekeyed, []error) {
+	out := make([]rekeyed, len(recs))
+	errs := make([]error, len(recs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(r.cfg.Workers, len(recs)) {
+		wg.Go(func() {
+			for i := range next {
+				out[i].ev, errs[i] = r.rekeyOne(ctx, b, recs[i])
+				out[i].rec = recs[i]
+			}
+		})
+	}
+	for i := range recs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	mapped := out[:0]
+	var failed []error
+	for i := range out {
+		switch {
+		case errs[i] != nil:
+			failed = append(failed, errs[i])
+		case out[i].ev.OrderID != "":
+			mapped = append(mapped, out[i])
+		}
+	}
+	return mapped, failed
+}
+
+// rekeyOne maps one record; a zero event means it was dead-lettered or ignored.
+func (r *Relay) rekeyOne(ctx context.Context, b *batch, rec *kgo.Record) (ev orderevents.Event, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			r.log.Error("internal error while re-keying a record; it is dead-lettered", "topic", rec.Topic, "partition", rec.Partition,
 				"offset", rec.Offset, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			b.deadLetter(r.dlq, r.rekeyDeadLetter(rec, ReasonInternal, fmt.Sprintf("internal error (a bug; report it with ucprelay.version): %v", v)))
-			err = nil
+			ev, err = orderevents.Event{}, nil
 		}
 	}()
 	m, err := r.cfg.Mapper.MapRecord(ctx, rec)
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return ctx.Err()
+		return ev, ctx.Err()
 	case err != nil && isTransient(err):
-		return &holdError{rec: rec, err: err}
+		return ev, &holdError{rec: rec, err: err}
 	case err != nil:
 		b.deadLetter(r.dlq, r.rekeyDeadLetter(rec, reasonOf(err, ReasonDecodeFailed), err.Error()))
-		return nil
+		return ev, nil
 	case m.Ignored:
 		r.stats.unmatched.Add(1)
 		r.metrics.add(ctx, r.metrics.unmatched, 1, attribute.String("topic", m.Topic), attribute.String("record", m.RecordName))
-		return nil
+		return ev, nil
 	case m.Event.OrderID == "":
 		b.deadLetter(r.dlq, r.rekeyDeadLetter(rec, mapping.ReasonMappingFailed,
 			fmt.Sprintf("mapping %s, rule %s: the event has no order id, so the record cannot be re-keyed", m.Topic, m.Rule)))
-		return nil
+		return ev, nil
 	}
-	// The copy carries the mapped event in ucprelay's own stored form: it is mapped once,
-	// decoded cheaply where it is read, and kept as it is in the state.
-	v, err := r.codec.EncodeSingleObject(m.Event)
-	if err != nil {
-		b.deadLetter(r.dlq, r.rekeyDeadLetter(rec, reasonOf(err, mapping.ReasonMappingFailed), fmt.Sprintf("mapping %s, rule %s: %v", m.Topic, m.Rule, err)))
-		return nil
+	return m.Event, nil
+}
+
+// foldHere places the mapped re-keyed records whose order's unit this replica owns, and
+// fetches, into that order's work of this transaction: they fold here, exactly once with
+// the offsets of their topic, without the round trip through the repartition topic (the
+// fold does not depend on the order events arrive in, P4). The others go to their order's
+// partition of the repartition topic, as the mapped event in ucprelay's own stored form.
+func (r *Relay) foldHere(b *batch, recs []rekeyed, byKey map[int32]map[string]*keyWork, work []*keyWork) []*keyWork {
+	n := r.inputPartitions.Load()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range recs {
+		oid := []byte(k.ev.OrderID)
+		id := r.part.Partition(oid, n)
+		hs, _ := sourceHeaders(k.rec)
+		if p := r.parts[id]; p != nil && !r.paused[id] && !r.unitHeld(id) {
+			// A copy keyed by the order: a dead letter of it is of the order, and a replay
+			// maps it by its own topic's rules (the headers name it).
+			rec := &kgo.Record{Topic: k.rec.Topic, Partition: k.rec.Partition, Offset: k.rec.Offset, Key: oid, Value: k.rec.Value,
+				Timestamp: k.rec.Timestamp, Headers: hs}
+			keys := byKey[id]
+			if keys == nil {
+				keys = map[string]*keyWork{}
+				byKey[id] = keys
+			}
+			w := keys[k.ev.OrderID]
+			if w == nil {
+				w = &keyWork{p: p, sp: b.part(p), key: k.ev.OrderID}
+				keys[k.ev.OrderID] = w
+				work = append(work, w)
+			}
+			if w.premapped == nil {
+				w.premapped = map[*kgo.Record]orderevents.Event{}
+			}
+			w.premapped[rec] = k.ev
+			w.recs = append(w.recs, rec)
+			continue
+		}
+		v, err := r.codec.EncodeSingleObject(k.ev)
+		if err != nil {
+			b.deadLetter(r.dlq, r.rekeyDeadLetter(k.rec, reasonOf(err, mapping.ReasonMappingFailed), fmt.Sprintf("the mapped event does not encode: %v", err)))
+			continue
+		}
+		hs = append(hs, kgo.RecordHeader{Key: mapping.HeaderRekeyedFrom, Value: fmt.Appendf(nil, "%s/%d@%d", k.rec.Topic, k.rec.Partition, k.rec.Offset)})
+		b.forward(&kgo.Record{Topic: r.cfg.RepartitionTopic, Partition: id, Key: oid, Value: v, Timestamp: k.rec.Timestamp, Headers: hs})
+		r.stats.rekeyed.Add(1)
 	}
-	oid := []byte(m.Event.OrderID)
-	hs, _ := sourceHeaders(rec)
-	hs = append(hs, kgo.RecordHeader{Key: mapping.HeaderRekeyedFrom, Value: fmt.Appendf(nil, "%s/%d@%d", rec.Topic, rec.Partition, rec.Offset)})
-	b.forward(&kgo.Record{Topic: r.cfg.RepartitionTopic, Partition: r.part.Partition(oid, r.inputPartitions.Load()), Key: oid,
-		Value: v, Timestamp: rec.Timestamp, Headers: hs})
-	r.stats.rekeyed.Add(1)
-	return nil
+	return work
 }
 
 // sourceHeaders returns rec's own headers followed by the source topic and key it is

@@ -220,7 +220,8 @@ type Stats struct {
 	// NotOurs counts the records of orders that are not the relay's (skipped, never
 	// sent); NotOursOrders the orders found not ours.
 	NotOurs, NotOursOrders int64
-	// Rekeyed counts the records of re-keyed inputs forwarded to the repartition topic.
+	// Rekeyed counts the records of re-keyed inputs forwarded to the repartition topic
+	// (their order's unit owned elsewhere); the others fold where they are read.
 	Rekeyed int64
 }
 

@@ -78,8 +78,9 @@ type keyWork struct {
 	fwd  []*kgo.Record
 	// render: no records, render the order's deferred snapshot (clock.go).
 	render bool
-	// rekey is a record to re-key (inputs.go), not an order's work.
-	rekey *kgo.Record
+	// premapped are the events of re-keyed records folded here directly (inputs.go), by
+	// their record (a copy keyed by the order id).
+	premapped map[*kgo.Record]orderevents.Event
 }
 
 // process folds a poll's records into the batch: orders concurrently (up to Workers),
@@ -87,6 +88,7 @@ type keyWork struct {
 // needs a dependency that is down) apart from the errors that end the transaction.
 func (r *Relay) process(ctx context.Context, fs kgo.Fetches, b *batch) (map[tp]*holdError, error) {
 	var work []*keyWork
+	var rekeys []*kgo.Record
 	var err error
 	byKey := map[int32]map[string]*keyWork{} // unit, order id: one order's records of every direct input
 	r.mu.Lock()
@@ -99,9 +101,7 @@ func (r *Relay) process(ctx context.Context, fs kgo.Fetches, b *batch) (map[tp]*
 		}
 		b.consumed += len(ftp.Records)
 		if r.rekeyed[ftp.Topic] {
-			for _, rec := range ftp.Records {
-				work = append(work, &keyWork{rekey: rec})
-			}
+			rekeys = append(rekeys, ftp.Records...)
 			return
 		}
 		p := r.parts[ftp.Partition]
@@ -117,7 +117,7 @@ func (r *Relay) process(ctx context.Context, fs kgo.Fetches, b *batch) (map[tp]*
 		}
 		for _, rec := range ftp.Records {
 			if r.wantsRekey(rec) {
-				work = append(work, &keyWork{rekey: rec})
+				rekeys = append(rekeys, rec)
 				continue
 			}
 			k := string(rec.Key)
@@ -134,22 +134,21 @@ func (r *Relay) process(ctx context.Context, fs kgo.Fetches, b *batch) (map[tp]*
 	if err != nil {
 		return nil, err
 	}
+	var errs []error
+	if len(rekeys) > 0 {
+		var local []rekeyed
+		local, errs = r.rekeyAll(ctx, b, rekeys)
+		work = r.foldHere(b, local, byKey, work)
+	}
 	ch := make(chan *keyWork)
 	var (
-		wg   sync.WaitGroup
-		emu  sync.Mutex
-		errs []error
+		wg  sync.WaitGroup
+		emu sync.Mutex
 	)
 	for range min(r.cfg.Workers, len(work)) {
 		wg.Go(func() {
 			for w := range ch {
-				var werr error
-				if w.rekey != nil {
-					werr = r.rekey(ctx, b, w.rekey)
-				} else {
-					werr = r.processKeySafe(ctx, b, w)
-				}
-				if werr != nil {
+				if werr := r.processKeySafe(ctx, b, w); werr != nil {
 					emu.Lock()
 					errs = append(errs, werr)
 					emu.Unlock()
@@ -388,6 +387,9 @@ func (r *Relay) admit(ctx context.Context, w *keyWork, rec *kgo.Record, n int32,
 		d := src(rec)
 		d.Stage, d.Reason, d.Error = stage, reason, text
 		return admission{dead: &d}, nil
+	}
+	if ev, ok := w.premapped[rec]; ok {
+		return admission{ev: &ev}, nil // a re-keyed record, mapped already (inputs.go)
 	}
 	if len(rec.Key) == 0 {
 		return fail(deadletter.StageDecode, ReasonMissingKey, "record has no key; the key must be the order id")
