@@ -26,13 +26,17 @@ import (
 
 const exampleOrderChanged = "../../examples/order-changed"
 
-// The example's samples map without a failure, as its README says.
-func TestExampleOrderChangedSamples(t *testing.T) {
+// Each example's samples map without a failure, as its README says.
+func TestExampleSamples(t *testing.T) {
 	t.Parallel()
-	out, err := run(t, nil, "mapping", "test", "--config", filepath.Join(exampleOrderChanged, "relay.yaml"),
-		"--file", filepath.Join(exampleOrderChanged, "samples.jsonl"))
-	if err != nil || !strings.Contains(out, "4 records: 4 mapped, 0 ignored, 0 failed") {
-		t.Fatalf("mapping test: %v\n%s", err, out)
+	for dir, want := range map[string]string{
+		exampleOrderChanged: "4 records: 4 mapped, 0 ignored, 0 failed",
+		exampleThreeTopics:  "6 records: 6 mapped, 0 ignored, 0 failed",
+	} {
+		out, err := run(t, nil, "mapping", "test", "--config", filepath.Join(dir, "relay.yaml"), "--file", filepath.Join(dir, "samples.jsonl"))
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("%s: mapping test: %v\n%s", dir, err, out)
+		}
 	}
 }
 
@@ -283,16 +287,6 @@ func TestExampleOrderChangedRealKafka(t *testing.T) {
 }
 
 const exampleThreeTopics = "../../examples/three-topics"
-
-// The example's samples map without a failure, as its README says.
-func TestExampleThreeTopicsSamples(t *testing.T) {
-	t.Parallel()
-	out, err := run(t, nil, "mapping", "test", "--config", filepath.Join(exampleThreeTopics, "relay.yaml"),
-		"--file", filepath.Join(exampleThreeTopics, "samples.jsonl"))
-	if err != nil || !strings.Contains(out, "6 records: 6 mapped, 0 ignored, 0 failed") {
-		t.Fatalf("mapping test: %v\n%s", err, out)
-	}
-}
 
 // shopRecord is one record of the three-topics example: its topic, key, writer schema
 // (by file) and value in the schema's standard JSON.
