@@ -1,6 +1,7 @@
 package avrocodec
 
 import (
+	"errors"
 	"reflect"
 	"testing"
 
@@ -68,7 +69,7 @@ func TestPlainWalkMatchesRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, want.Value) {
 		t.Fatalf("walk\n%#v\nround trip\n%#v", got, want.Value)
 	}
-	if _, err := newPlainer(`{"type": "record", "name": "R", "fields": [{"name": "b", "type": "bytes"}]}`); err != errUnplain {
+	if _, err := newPlainer(`{"type": "record", "name": "R", "fields": [{"name": "b", "type": "bytes"}]}`); !errors.Is(err, errUnplain) {
 		t.Errorf("bytes: %v, want the round trip", err)
 	}
 }
