@@ -25,17 +25,16 @@ import (
 // keyed by shipment and payment id, re-keyed), relayed through that example's mapping,
 // against the same history in ucprelay's own schema on one topic, in the same run.
 type Mapped struct {
-	// Records are the shop's records (the events of the mapped case); Own the topic of the
-	// same events in ucprelay's schema.
+	// Records are the shop's records (the events of the mapped case); own is the topic of
+	// the same events in ucprelay's schema.
 	Records                         int
 	orders, shipments, refunds, own string
 	codec                           *avrocodec.Codec
 	records                         mapping.Records
 	topicsByRole                    map[string]string
-	rekeyed                         int
 }
 
-// shopKinds are what the example's schemas can say; the workload's other events (returns,
+// shopSchemas are the example's schemas; the workload's events they cannot say (returns,
 // line cancellations, expectations, details) are left out of the mapped history.
 var shopSchemas = []string{"order_created.avsc", "order_cancelled.avsc", "shipment_updated.avsc", "refund_issued.avsc"}
 
