@@ -163,7 +163,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplayStats, error) {
 				}
 				if rekey {
 					// Not yet keyed by its order: the relay maps it again and re-keys it.
-					key := []byte(headerOf(r.SourceHeaders, mapping.HeaderSourceKey))
+					key := []byte(HeaderValue(r.SourceHeaders, mapping.HeaderSourceKey))
 					batch = append(batch, replayRecord(kr, r, cfg.RepartitionTopic, key, part.Partition(key, n)))
 				} else {
 					batch = append(batch, replayRecord(kr, r, cfg.InputTopic, []byte(r.OrderID), part.Partition([]byte(r.OrderID), n)))
@@ -296,7 +296,8 @@ func hasHeader(hs []kgo.RecordHeader, key string) bool {
 	return false
 }
 
-func headerOf(hs []kgo.RecordHeader, key string) string {
+// HeaderValue is the value of the first header named key ("" without one).
+func HeaderValue(hs []kgo.RecordHeader, key string) string {
 	for _, h := range hs {
 		if h.Key == key {
 			return string(h.Value)

@@ -272,5 +272,5 @@ func (r *Relay) rekeyDeadLetter(rec *kgo.Record, reason, text string) deadletter
 // wantsRekey reports whether a record of a direct input still has to be re-keyed (a
 // replayed dead letter of the re-keying).
 func (r *Relay) wantsRekey(rec *kgo.Record) bool {
-	return r.cfg.Mapper != nil && len(r.cfg.RekeyTopics) > 0 && headerValue(rec.Headers, mapping.HeaderRekey) != ""
+	return r.cfg.Mapper != nil && len(r.cfg.RekeyTopics) > 0 && deadletter.HeaderValue(rec.Headers, mapping.HeaderRekey) != ""
 }

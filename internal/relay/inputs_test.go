@@ -173,11 +173,11 @@ func testSeveralInputs(t *testing.T, protocol string) {
 	copies := map[string]int{}
 	requests := 0
 	for _, rec := range committedRecords(ctx, t, e.seeds, repartition, 3) {
-		from := headerOf(rec, mapping.HeaderRekeyedFrom)
+		from := deadletter.HeaderValue(rec.Headers, mapping.HeaderRekeyedFrom)
 		switch {
 		case from != "":
 			copies[from]++
-		case headerOf(rec, mapping.HeaderRekey) != "":
+		case deadletter.HeaderValue(rec.Headers, mapping.HeaderRekey) != "":
 			requests++
 		default:
 			t.Errorf("a repartition record names no source: %+v", rec.Headers)
@@ -226,13 +226,4 @@ func committedRecords(ctx context.Context, t *testing.T, seeds []string, topic s
 		})
 	}
 	return out
-}
-
-func headerOf(rec *kgo.Record, key string) string {
-	for _, h := range rec.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }

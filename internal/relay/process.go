@@ -395,7 +395,7 @@ func (r *Relay) admit(ctx context.Context, w *keyWork, rec *kgo.Record, n int32,
 		return fail(deadletter.StageDecode, ReasonMissingKey, "record has no key; the key must be the order id")
 	}
 	if to := r.part.Partition(rec.Key, n); to != rec.Partition {
-		if from := headerValue(rec.Headers, HeaderForwardedFrom); from != "" {
+		if from := deadletter.HeaderValue(rec.Headers, HeaderForwardedFrom); from != "" {
 			// Forwarded once already, by a replica that placed the order here: the
 			// replicas disagree on the partitioner. Forwarding again could loop; folding
 			// here would fold the order without its history.
@@ -472,15 +472,6 @@ func (r *Relay) resendCurrent(ctx context.Context, b *batch, w *keyWork, o *open
 		"order_id", w.key, "state_topic", r.cfg.StateTopic)
 	r.stats.replaySkipped.Add(1)
 	return nil
-}
-
-func headerValue(hs []kgo.RecordHeader, key string) string {
-	for _, h := range hs {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 func hasEvent(evs []orderevents.Event, id string) bool {
