@@ -63,6 +63,8 @@ type copartitionedMembers struct {
 	members []kmsg.JoinGroupResponseMember
 }
 
+// Balance is never called by kgo, which calls BalanceOrError when a balancer has it; it
+// gives no assignment rather than an unmirrored one.
 func (m *copartitionedMembers) Balance(topics map[string]int32) kgo.IntoSyncAssignment {
 	a, err := m.BalanceOrError(topics)
 	if err != nil {

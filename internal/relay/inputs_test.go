@@ -19,16 +19,6 @@ import (
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 )
 
-// refundRule maps the payment service's refunds.
-var refundRule = mapping.Rule{
-	Name: "refund-issued", Match: `record_name == "com.shop.payments.RefundIssued"`, Kind: "AdjustmentRecorded",
-	Event: map[string]string{
-		"event_id": `"refund-" + value.payment_id`, "order_id": `value.order_id`, "occurred_at": `timestamp`,
-		"payload": `{"adjustment_id": value.payment_id, "type": "refund", "status": "completed", "currency": "USD",
-			"totals": [{"type": "total", "amount": -value.amount_cents}]}`,
-	},
-}
-
 // TestSeveralInputsRealKafka: on the real broker, one order's events come from three
 // topics: orders (keyed by order id), payments (keyed by order id, co-partitioned) and
 // shipments (keyed by shipment id, with another partition count), read by two replicas.
@@ -145,13 +135,7 @@ func testSeveralInputs(t *testing.T, protocol string) {
 
 	// The rule is fixed; the replay re-keys the dead-lettered shipment through the
 	// repartition topic, and its order takes it.
-	fixedRules := append([]mapping.Rule{}, rules...)
-	fixedRules[1].Event = map[string]string{}
-	for k, v := range rules[1].Event {
-		fixedRules[1].Event[k] = v
-	}
-	fixedRules[1].Event["source"] = `"source-system" in headers ? headers["source-system"] : "wms"`
-	fixed := mapped(fixedRules)
+	fixed := mapped(withDefaultSource(rules))
 	m, err := fixed.MapRecord(ctx, failing)
 	if err != nil {
 		t.Fatal(err)

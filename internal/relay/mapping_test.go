@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -120,6 +121,25 @@ func (s *shopRegistry) frame(w shopWriter, text string) []byte {
 	return b
 }
 
+// refundRule maps the payment service's refunds.
+var refundRule = mapping.Rule{
+	Name: "refund-issued", Match: `record_name == "com.shop.payments.RefundIssued"`, Kind: "AdjustmentRecorded",
+	Event: map[string]string{
+		"event_id": `"refund-" + value.payment_id`, "order_id": `value.order_id`, "occurred_at": `timestamp`,
+		"payload": `{"adjustment_id": value.payment_id, "type": "refund", "status": "completed", "currency": "USD",
+			"totals": [{"type": "total", "amount": -value.amount_cents}]}`,
+	},
+}
+
+// withDefaultSource returns rules with the shipment rule (shopRules[1]) fixed: its source
+// defaults to "wms" when the record lacks the source-system header it required.
+func withDefaultSource(rules []mapping.Rule) []mapping.Rule {
+	fixed := append([]mapping.Rule{}, rules...)
+	fixed[1].Event = maps.Clone(rules[1].Event)
+	fixed[1].Event["source"] = `"source-system" in headers ? headers["source-system"] : "wms"`
+	return fixed
+}
+
 // TestMappedInputRealKafka: on the real broker, the input carries the shop's own records
 // (two schemas, Confluent-framed through a schema registry), mapped by rules: each order
 // reaches the partner as the snapshot of the events the rules make; a record of a schema
@@ -207,20 +227,7 @@ func TestMappedInputRealKafka(t *testing.T) {
 	// The mapping is fixed (a rule for refunds, the shipment rule without the header it
 	// required), the relay restarted, and `dlq replay` of unmapped and mapping_failed
 	// brings both records back: their orders take the new events.
-	fixed := append([]mapping.Rule{}, shopRules...)
-	fixed[1].Event = map[string]string{}
-	for k, v := range shopRules[1].Event {
-		fixed[1].Event[k] = v
-	}
-	fixed[1].Event["source"] = `"source-system" in headers ? headers["source-system"] : "wms"`
-	fixed = append(fixed, mapping.Rule{
-		Name: "refund-issued", Match: `record_name == "com.shop.payments.RefundIssued"`, Kind: "AdjustmentRecorded",
-		Event: map[string]string{
-			"event_id": `"refund-" + value.payment_id`, "order_id": `value.order_id`, "occurred_at": `timestamp`,
-			"payload": `{"adjustment_id": value.payment_id, "type": "refund", "status": "completed", "currency": "USD",
-				"totals": [{"type": "total", "amount": -value.amount_cents}]}`,
-		},
-	})
+	fixed := append(withDefaultSource(shopRules), refundRule)
 	mapper2, err := mapping.New([]mapping.Topic{{Name: e.input, Rules: fixed}})
 	if err != nil {
 		t.Fatal(err)
