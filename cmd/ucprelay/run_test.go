@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -105,6 +107,21 @@ func TestRunServesHealthAndMetrics(t *testing.T) {
 	if !health.Ready || len(health.Partitions) != 2 || health.Breakers["google"] != "closed" {
 		t.Fatalf("ready health %+v", health)
 	}
+	// Every owned partition has a lag before any record arrives (seeded at assignment:
+	// fetches carry the high watermark only with records).
+	for p := range 2 {
+		lag := regexp.MustCompile(`ucprelay_consumer_lag\{[^}]*partition="` + strconv.Itoa(p) + `"[^}]*\} 0`)
+		for {
+			_, metrics := get(t, base+"/metrics")
+			if lag.MatchString(metrics) {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("/metrics has no lag of partition %d:\n%s\n%s", p, metrics, out.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 
 	codec, err := avrocodec.New()
 	if err != nil {
@@ -148,7 +165,7 @@ func TestRunServesHealthAndMetrics(t *testing.T) {
 			break
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("/metrics lacks %s:\n%s", missing, metrics)
+			t.Fatalf("/metrics lacks %s:\n%s\nthe relay's log:\n%s", missing, metrics, out.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -69,6 +69,8 @@ func (r *Relay) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[str
 	defer r.mu.Unlock()
 	if len(assigned) > 0 {
 		r.joined = true
+		r.assignGen++
+		go r.seedLags(ctx, assigned, r.assignGen)
 	}
 	for t, ids := range pause {
 		for _, id := range ids {
@@ -265,6 +267,7 @@ func (r *Relay) onRevoked(_ context.Context, cl *kgo.Client, revoked map[string]
 	resume, pause := map[string][]int32{}, map[string][]int32{}
 	var units []int32
 	r.mu.Lock()
+	r.assignGen++
 	for _, t := range r.consumedTopics() {
 		for _, id := range revoked[t] {
 			// No longer ours: no pause or hold may outlive the assignment.

@@ -64,8 +64,12 @@ type Relay struct {
 	held   map[tp]*Hold // partitions waiting for a dependency (hold.go)
 	// assignedTP are the direct inputs' partitions assigned here, by unit.
 	assignedTP map[int32]map[string]bool
-	// lags are the records between the last one fetched and the high watermark.
+	// lags are the records between the last one fetched and the high watermark
+	// (seeded at assignment, lag.go).
 	lags map[tp]int64
+	// assignGen counts the group's assignments and revocations; seedLags drops an
+	// answer that an assignment change overtook.
+	assignGen uint64
 	// restoreIssues describes, per partition, a restore that waits or is retried.
 	restoreIssues map[int32]string
 	restores      map[int32]*restoreTask // restores in progress, by partition
