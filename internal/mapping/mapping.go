@@ -25,6 +25,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -373,9 +374,17 @@ func (m *Mapper) build(t *topic, r *rule, vars map[string]any) (orderevents.Even
 		if err != nil {
 			return orderevents.Event{}, fail("event."+f, err)
 		}
-		v, err := toGo(out)
-		if err != nil {
-			return orderevents.Event{}, fail("event."+f, err)
+		var sh *shape
+		if f == "payload" {
+			sh = m.schema.payloads[r.Kind]
+		}
+		v, ferr := toGo(out, sh)
+		if ferr != nil {
+			root := ""
+			if sh != nil {
+				root = r.Kind
+			}
+			return orderevents.Event{}, fail("event."+f, ferr.in(root))
 		}
 		switch f {
 		case "occurred_at":
@@ -388,9 +397,6 @@ func (m *Mapper) build(t *topic, r *rule, vars map[string]any) (orderevents.Even
 			pm, ok := v.(map[string]any)
 			if !ok {
 				return orderevents.Event{}, fail("event."+f, fmt.Errorf("a map of the %s fields, not %T", r.Kind, v))
-			}
-			if err := m.schema.check(r.Kind, pm); err != nil {
-				return orderevents.Event{}, fail("event."+f, err)
 			}
 			native[f] = map[string]any{r.Kind: pm}
 		case "event_id", "order_id", "source", "partner_id":
@@ -434,48 +440,101 @@ func timeOf(v any) (time.Time, error) {
 }
 
 // toGo turns a CEL value into plain Go: nil, bool, int64, float64, string, []byte,
-// time.Time, []any and map[string]any.
-func toGo(v ref.Val) (any, error) {
-	switch v.Type() {
-	case types.NullType:
+// time.Time, []any and map[string]any. A map converted with a record's shape s may hold
+// only that record's fields, at any depth (a nil shape takes any key), so that a
+// misspelt field fails the record (mapping_failed) instead of being dropped without a
+// word; the check rides on the conversion, one pass over the value.
+func toGo(v ref.Val, s *shape) (any, *fieldError) {
+	switch x := v.(type) {
+	case types.Null:
 		return nil, nil
-	case types.BoolType, types.IntType, types.DoubleType, types.StringType, types.BytesType:
-		return v.Value(), nil
-	case types.UintType:
-		return int64(v.Value().(uint64)), nil
-	case types.TimestampType:
-		return v.Value().(time.Time).UTC(), nil
+	case types.Bool:
+		return bool(x), nil
+	case types.Int:
+		return int64(x), nil
+	case types.Double:
+		return float64(x), nil
+	case types.String:
+		return string(x), nil
+	case types.Bytes:
+		return []byte(x), nil
+	case types.Uint:
+		return int64(x), nil
+	case types.Timestamp:
+		return x.Time.UTC(), nil
+	}
+	// Lists and maps the rule built (literals, comprehensions) hold CEL values: read them
+	// as they are, without an iterator and a lookup per entry.
+	switch raw := v.Value().(type) {
+	case []ref.Val:
+		out := make([]any, 0, len(raw))
+		for i, e := range raw {
+			x, err := toGo(e, s)
+			if err != nil {
+				return nil, err.under("[" + strconv.Itoa(i) + "]")
+			}
+			out = append(out, x)
+		}
+		return out, nil
+	case map[ref.Val]ref.Val:
+		out := make(map[string]any, len(raw))
+		for k, e := range raw {
+			x, err := toGoEntry(k, e, s)
+			if err != nil {
+				return nil, err
+			}
+			out[string(k.(types.String))] = x
+		}
+		return out, nil
+	}
+	switch v.Type() {
 	case types.ListType:
 		l := v.(traits.Lister)
 		n := int(l.Size().(types.Int))
 		out := make([]any, 0, n)
 		for i := range n {
-			x, err := toGo(l.Get(types.Int(i)))
+			x, err := toGo(l.Get(types.Int(i)), s)
 			if err != nil {
-				return nil, err
+				return nil, err.under("[" + strconv.Itoa(i) + "]")
 			}
 			out = append(out, x)
 		}
 		return out, nil
 	case types.MapType:
 		mp := v.(traits.Mapper)
-		out := map[string]any{}
+		out := make(map[string]any, int(mp.Size().(types.Int)))
 		for it := mp.Iterator(); it.HasNext() == types.True; {
 			k := it.Next()
-			ks, ok := k.Value().(string)
-			if !ok {
-				return nil, fmt.Errorf("a map key is %s, not a string", k.Type())
-			}
-			x, err := toGo(mp.Get(k))
+			x, err := toGoEntry(k, mp.Get(k), s)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", ks, err)
+				return nil, err
 			}
-			out[ks] = x
+			out[string(k.(types.String))] = x
 		}
 		return out, nil
 	}
 	if n, err := v.ConvertToNative(reflect.TypeFor[any]()); err == nil {
 		return n, nil
 	}
-	return nil, fmt.Errorf("a %s value cannot be an event field", v.Type())
+	return nil, &fieldError{err: fmt.Errorf("a %s value cannot be an event field", v.Type())}
+}
+
+// toGoEntry converts one entry of a map built with the record shape s.
+func toGoEntry(k, v ref.Val, s *shape) (any, *fieldError) {
+	ks, ok := k.(types.String)
+	if !ok {
+		return nil, &fieldError{err: fmt.Errorf("a map key is %s, not a string", k.Type())}
+	}
+	var sub *shape
+	if s != nil {
+		var known bool
+		if sub, known = s.fields[string(ks)]; !known {
+			return nil, &fieldError{missing: string(ks), have: s.fieldNames()}
+		}
+	}
+	x, err := toGo(v, sub)
+	if err != nil {
+		return nil, err.under("." + string(ks))
+	}
+	return x, nil
 }

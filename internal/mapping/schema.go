@@ -95,37 +95,38 @@ func (c *canonical) kinds() []string {
 	return out
 }
 
-// check reports the first field of v, at any depth, that the kind's record does not have.
-func (c *canonical) check(kind string, v map[string]any) error {
-	return c.payloads[kind].check(kind, v)
+// fieldError is a value a rule built that the event cannot hold: a field the canonical
+// record lacks, or a value of no event type. Its path is built as the conversion
+// unwinds, so that a record that converts pays for no path at all.
+type fieldError struct {
+	path    string   // e.g. ".line_items[0].item", below the root
+	missing string   // a field the record at path does not have, with the ones it has
+	have    []string //
+	err     error    // otherwise
 }
 
-func (s *shape) check(path string, v any) error {
-	switch x := v.(type) {
-	case map[string]any:
-		if s == nil {
-			return nil // a map<string> value
-		}
-		for k, e := range x {
-			sub, ok := s.fields[k]
-			if !ok {
-				names := make([]string, 0, len(s.fields))
-				for n := range s.fields {
-					names = append(names, n)
-				}
-				slices.Sort(names)
-				return fmt.Errorf("%s has no field %q (it has %s)", path, k, strings.Join(names, ", "))
-			}
-			if err := sub.check(path+"."+k, e); err != nil {
-				return err
-			}
-		}
-	case []any:
-		for i, e := range x {
-			if err := s.check(fmt.Sprintf("%s[%d]", path, i), e); err != nil {
-				return err
-			}
-		}
+func (e *fieldError) under(segment string) *fieldError {
+	e.path = segment + e.path
+	return e
+}
+
+// in names the error's place below root (the payload's kind, or "" for a plain field).
+func (e *fieldError) in(root string) error {
+	at := strings.TrimPrefix(root+e.path, ".")
+	switch {
+	case e.missing != "":
+		return fmt.Errorf("%s has no field %q (it has %s)", at, e.missing, strings.Join(e.have, ", "))
+	case at != "":
+		return fmt.Errorf("%s: %w", at, e.err)
 	}
-	return nil
+	return e.err
+}
+
+func (s *shape) fieldNames() []string {
+	names := make([]string, 0, len(s.fields))
+	for n := range s.fields {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }

@@ -2,6 +2,7 @@ package avrocodec
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,14 +18,34 @@ const namespace = "dev.ucprelay.order.v1."
 // that is what makes older and newer compatible writers work. A field present with the
 // wrong shape is recorded as the first error.
 type rec struct {
-	m    map[string]any
-	path string
-	err  *error
+	m map[string]any
+	// up is the record holding this one (nil at the root), name this record's field in
+	// it (the root's name at the root) and index its place in that array field (or -1):
+	// the path an error names, spelt out only when there is an error.
+	up    *rec
+	name  string
+	index int
+	err   *error
+}
+
+func root(m map[string]any, name string, err *error) rec {
+	return rec{m: m, name: name, index: -1, err: err}
+}
+
+func (r *rec) path() string {
+	if r.up == nil {
+		return r.name
+	}
+	p := r.up.path() + "." + r.name
+	if r.index >= 0 {
+		p += "[" + strconv.Itoa(r.index) + "]"
+	}
+	return p
 }
 
 func (r rec) fail(field, format string, args ...any) {
 	if *r.err == nil {
-		*r.err = decodeErr(ReasonCorruptPayload, "%s.%s: %s", r.path, field, fmt.Sprintf(format, args...))
+		*r.err = decodeErr(ReasonCorruptPayload, "%s.%s: %s", r.path(), field, fmt.Sprintf(format, args...))
 	}
 }
 
@@ -105,7 +126,7 @@ func (r rec) record(field string) rec {
 	if !ok && r.m[field] != nil {
 		r.fail(field, "not a record: %T", r.m[field])
 	}
-	return rec{m: m, path: r.path + "." + field, err: r.err}
+	return rec{m: m, up: &r, name: field, index: -1, err: r.err}
 }
 
 func (r rec) each(field string, fn func(rec)) {
@@ -118,7 +139,7 @@ func (r rec) each(field string, fn func(rec)) {
 				r.fail(field, "item %d not a record: %T", i, x)
 				return
 			}
-			fn(rec{m: m, path: fmt.Sprintf("%s.%s[%d]", r.path, field, i), err: r.err})
+			fn(rec{m: m, up: &r, name: field, index: i, err: r.err})
 		}
 	default:
 		r.fail(field, "not an array: %T", v)
@@ -131,7 +152,7 @@ func fromNative(native any) (orderevents.Event, error) {
 	if !ok {
 		return orderevents.Event{}, decodeErr(ReasonCorruptPayload, "datum is %T, not a record", native)
 	}
-	r := rec{m: m, path: "OrderEvent", err: &err}
+	r := root(m, "OrderEvent", &err)
 	ev := orderevents.Event{
 		ID: r.str("event_id"), OrderID: r.str("order_id"), OccurredAt: r.time("occurred_at"),
 		Source: r.str("source"), PartnerID: r.str("partner_id"),
@@ -145,7 +166,7 @@ func fromNative(native any) (orderevents.Event, error) {
 		if !ok {
 			return ev, decodeErr(ReasonCorruptPayload, "payload branch %s is %T", name, v)
 		}
-		p := rec{m: pm, path: "payload", err: &err}
+		p := root(pm, "payload", &err)
 		switch short := name[strings.LastIndexByte(name, '.')+1:]; short {
 		case "OrderPlaced":
 			ev.Payload = orderPlaced(p)

@@ -35,3 +35,22 @@ func TestReasons(t *testing.T) {
 		t.Errorf("ReasonOf(plain error) = %q, want none", got)
 	}
 }
+
+// A field of the wrong shape deep in a payload is named by its path.
+func TestCorruptFieldNamesItsPath(t *testing.T) {
+	t.Parallel()
+	line := func(qty any) map[string]any {
+		return map[string]any{"id": "l", "quantity": qty, "item": map[string]any{"id": "i", "title": "t", "price": int64(1)}}
+	}
+	native := map[string]any{
+		"event_id": "e", "order_id": "o", "occurred_at": int64(1), "source": "s",
+		"payload": map[string]any{"OrderPlaced": map[string]any{
+			"checkout_id": "c", "permalink_url": "u", "currency": "USD",
+			"line_items": []any{line(int64(1)), line("two")},
+		}},
+	}
+	_, err := avrocodec.FromNative(native)
+	if avrocodec.ReasonOf(err) != avrocodec.ReasonCorruptPayload || !regexp.MustCompile(`line_items\[1\]\.quantity: not a long`).MatchString(err.Error()) {
+		t.Fatalf("FromNative: %v", err)
+	}
+}
