@@ -93,6 +93,7 @@ type Topic struct {
 type Mapper struct {
 	topics map[string]*topic
 	schema *canonical
+	env    *cel.Env // the environment the rules run in (value dyn)
 }
 
 type topic struct {
@@ -103,8 +104,10 @@ type topic struct {
 
 type rule struct {
 	Rule
-	match  cel.Program // nil: always
-	fields map[string]cel.Program
+	match    cel.Program // nil: always
+	matchAST *cel.Ast    // nil: always
+	partial  cel.Program // match, partially evaluated (typecheck.go)
+	fields   map[string]cel.Program
 }
 
 // Error is a rule that does not compile, or a record a rule cannot map.
@@ -139,7 +142,7 @@ func (e *Error) Reason() string { return e.Code }
 // New compiles the topics' rules. Every rule that does not compile is named in the error,
 // with its field and expression.
 func New(topics []Topic) (*Mapper, error) {
-	env, err := newEnv()
+	env, err := newEnv(cel.DynType)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +150,7 @@ func New(topics []Topic) (*Mapper, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Mapper{topics: map[string]*topic{}, schema: sch}
+	m := &Mapper{topics: map[string]*topic{}, schema: sch, env: env}
 	var errs []error
 	for _, tc := range topics {
 		if tc.Name == "" {
@@ -190,9 +193,11 @@ func New(topics []Topic) (*Mapper, error) {
 	return m, nil
 }
 
-func newEnv() (*cel.Env, error) {
-	env, err := cel.NewEnv(
-		cel.Variable("value", cel.DynType),
+// newEnv is the rules' environment, value of type valueType (dyn for the programs that
+// run; a record's type to check them against a writer schema, typecheck.go).
+func newEnv(valueType *cel.Type, opts ...cel.EnvOption) (*cel.Env, error) {
+	env, err := cel.NewEnv(append([]cel.EnvOption{
+		cel.Variable("value", valueType),
 		cel.Variable("record_name", cel.StringType),
 		cel.Variable("key", cel.StringType),
 		cel.Variable("headers", cel.MapType(cel.StringType, cel.StringType)),
@@ -223,7 +228,7 @@ func newEnv() (*cel.Env, error) {
 				}
 				return types.Timestamp{Time: time.UnixMilli(int64(ms)).UTC()}
 			}))),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("mapping: CEL environment: %w", err)
 	}
@@ -239,26 +244,27 @@ func compile(env *cel.Env, sch *canonical, topicName string, rc Rule) (*rule, []
 	fail := func(field, expr string, err error) {
 		errs = append(errs, &Error{Topic: topicName, Rule: rc.Name, Field: field, Expr: expr, Err: err})
 	}
-	program := func(field, expr string, want *cel.Type) cel.Program {
-		ast, iss := env.Compile(expr)
-		if iss.Err() != nil {
-			fail(field, expr, iss.Err())
-			return nil
-		}
-		if want != nil && !ast.OutputType().IsAssignableType(want) && ast.OutputType() != cel.DynType {
-			fail(field, expr, fmt.Errorf("the expression is %s, want %s", ast.OutputType(), want))
-			return nil
+	program := func(field, expr string, want *cel.Type) (cel.Program, *cel.Ast) {
+		ast, err := compileAST(env, expr, want)
+		if err != nil {
+			fail(field, expr, err)
+			return nil, nil
 		}
 		p, err := env.Program(ast, cel.CostLimit(costLimit), cel.EvalOptions(cel.OptOptimize))
 		if err != nil {
 			fail(field, expr, err)
-			return nil
+			return nil, nil
 		}
-		return p
+		return p, ast
 	}
 	r := &rule{Rule: rc, fields: map[string]cel.Program{}}
 	if strings.TrimSpace(rc.Match) != "" {
-		r.match = program("match", rc.Match, cel.BoolType)
+		if r.match, r.matchAST = program("match", rc.Match, cel.BoolType); r.matchAST != nil {
+			var err error
+			if r.partial, err = env.Program(r.matchAST, cel.EvalOptions(cel.OptPartialEval)); err != nil {
+				fail("match", rc.Match, err)
+			}
+		}
 	}
 	if !sch.hasKind(rc.Kind) {
 		fail("kind", "", fmt.Errorf("kind %q is none of %s", rc.Kind, strings.Join(sch.kinds(), ", ")))
@@ -268,14 +274,7 @@ func compile(env *cel.Env, sch *canonical, topicName string, rc Rule) (*rule, []
 			fail("event."+f, "", fmt.Errorf("the event has no field %q (it has %s)", f, strings.Join(Fields, ", ")))
 			continue
 		}
-		var want *cel.Type
-		switch f {
-		case "event_id", "order_id", "source":
-			want = cel.StringType
-		case "payload":
-			want = cel.MapType(cel.StringType, cel.DynType)
-		}
-		r.fields[f] = program("event."+f, rc.Event[f], want)
+		r.fields[f], _ = program("event."+f, rc.Event[f], fieldType("event."+f))
 	}
 	for _, f := range []string{"event_id", "order_id", "occurred_at", "payload"} {
 		if _, ok := rc.Event[f]; !ok {
@@ -283,6 +282,33 @@ func compile(env *cel.Env, sch *canonical, topicName string, rc Rule) (*rule, []
 		}
 	}
 	return r, errs
+}
+
+// fieldType is the type a rule's expression must have, by its field's name in errors;
+// nil: any.
+func fieldType(field string) *cel.Type {
+	switch field {
+	case "match":
+		return cel.BoolType
+	case "event.event_id", "event.order_id", "event.source":
+		return cel.StringType
+	case "event.payload":
+		return cel.MapType(cel.StringType, cel.DynType)
+	}
+	return nil
+}
+
+// compileAST compiles expr and checks that it has the type want (nil: any); dyn passes,
+// checked at run time.
+func compileAST(env *cel.Env, expr string, want *cel.Type) (*cel.Ast, error) {
+	ast, iss := env.Compile(expr)
+	if iss.Err() != nil {
+		return nil, iss.Err()
+	}
+	if want != nil && !want.IsAssignableType(ast.OutputType()) && ast.OutputType() != cel.DynType {
+		return nil, fmt.Errorf("the expression is %s, want %s", ast.OutputType(), want)
+	}
+	return ast, nil
 }
 
 // Input is what a rule sees of one record.
