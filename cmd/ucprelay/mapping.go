@@ -10,11 +10,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/ucprelay/ucprelay/internal/mapping"
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
@@ -61,7 +63,7 @@ with the schema registry of schema_registry.url.`,
 			if cfg.mapper == nil {
 				return errors.New("mapping test: the configuration has no mapping: section")
 			}
-			codec, err := mappingCodec(cfg)
+			codec, reg, err := mappingCodec(cfg)
 			if err != nil {
 				return err
 			}
@@ -75,9 +77,22 @@ with the schema registry of schema_registry.url.`,
 			if err != nil {
 				return err
 			}
+			if reg != nil {
+				rctx, cancel := context.WithTimeout(cmd.Context(), 4*registryTimeout)
+				ws, err := mapping.RegistryWriters(rctx, reg, cfg.mapper.Topics())
+				cancel()
+				if err != nil {
+					fmt.Fprintf(out, "types: the registry's writer schemas are not read: %v\n", err)
+				}
+				t.writers = append(t.writers, ws...)
+			}
+			typesOK := t.checkTypes()
 			fmt.Fprintf(out, "%d records: %d mapped, %d ignored, %d failed\n", t.n, t.mapped, t.ignored, t.failed)
-			if t.failed > 0 {
+			switch {
+			case t.failed > 0:
 				return fmt.Errorf("mapping test: %d of %d records failed", t.failed, t.n)
+			case !typesOK:
+				return errors.New("mapping test: the rules do not fit the writer schemas")
 			}
 			return nil
 		},
@@ -91,17 +106,19 @@ with the schema registry of schema_registry.url.`,
 	return cmd
 }
 
-// mappingCodec is the codec of the relay's records: with the schema registry when one
-// is configured.
-func mappingCodec(cfg *settings) (*avrocodec.Codec, error) {
+// mappingCodec is the codec of the relay's records, with the schema registry when one
+// is configured (then returned too, nil otherwise).
+func mappingCodec(cfg *settings) (*avrocodec.Codec, *sr.Client, error) {
 	if cfg.SchemaRegistry.URL == "" {
-		return avrocodec.New()
+		c, err := avrocodec.New()
+		return c, nil, err
 	}
 	reg, err := registryClient(cfg.SchemaRegistry.URL)
 	if err != nil {
-		return nil, fmt.Errorf("schema registry client: %w", err)
+		return nil, nil, fmt.Errorf("schema registry client: %w", err)
 	}
-	return avrocodec.New(avrocodec.WithRegistry(reg))
+	c, err := avrocodec.New(avrocodec.WithRegistry(reg))
+	return c, reg, err
 }
 
 type mappingTest struct {
@@ -109,6 +126,24 @@ type mappingTest struct {
 	codec                      *avrocodec.Codec
 	out                        io.Writer
 	n, mapped, ignored, failed int
+	// writers are the writer schemas the rules are type-checked against: the samples'
+	// schema files and the registry's versions of the mapped topics.
+	writers []mapping.Writer
+}
+
+// checkTypes type-checks the rules against the writer schemas and says so; false when
+// they do not fit.
+func (t *mappingTest) checkTypes() bool {
+	if len(t.writers) == 0 {
+		fmt.Fprintln(t.out, "types: no writer schema to check the rules against (they are checked on each record)")
+		return true
+	}
+	if err := t.m.Check(t.writers); err != nil {
+		fmt.Fprintf(t.out, "types: FAILED against %d writer schemas:\n%v\n", len(t.writers), err)
+		return false
+	}
+	fmt.Fprintf(t.out, "types: the rules fit %d writer schemas\n", len(t.writers))
+	return true
 }
 
 // report prints what record n became.
@@ -187,6 +222,9 @@ func (t *mappingTest) fromFile(_ context.Context, stdin io.Reader, file string) 
 			}
 			schema = string(b)
 			schemas[s.Schema] = schema
+		}
+		if w := (mapping.Writer{Topic: s.Topic, Source: "schema file " + s.Schema, Schema: schema}); !slices.Contains(t.writers, w) {
+			t.writers = append(t.writers, w)
 		}
 		g, err := avrocodec.GenericFromJSON(schema, s.Value)
 		if err != nil {

@@ -57,7 +57,8 @@ func TestMappingTestFile(t *testing.T) {
 	}
 	out, err := run(t, nil, "mapping", "test", "--config", cfg, "--file", samples)
 	if err != nil || !strings.Contains(out, "rule shipment-dispatched: fulfillment_recorded shipment-s1 of order ord_1") ||
-		!strings.Contains(out, `"tracking_number":{"string":"1Z9"}`) || !strings.Contains(out, "1 records: 1 mapped, 0 ignored, 0 failed") {
+		!strings.Contains(out, `"tracking_number":{"string":"1Z9"}`) || !strings.Contains(out, "1 records: 1 mapped, 0 ignored, 0 failed") ||
+		!strings.Contains(out, "types: the rules fit 1 writer schemas") {
 		t.Fatalf("good sample: %v\n%s", err, out)
 	}
 	if err := os.WriteFile(samples, []byte(good+"\n"+bad+"\n"), 0o600); err != nil {
@@ -66,6 +67,50 @@ func TestMappingTestFile(t *testing.T) {
 	out, err = run(t, nil, "mapping", "test", "--config", cfg, "--file", samples)
 	if err == nil || !strings.Contains(out, "line 2): FAILED") || !strings.Contains(out, "quantity") {
 		t.Fatalf("bad sample: %v\n%s", err, out)
+	}
+
+	// A rule that reads a field the schema does not have fails the type check, named,
+	// before any record says so.
+	misspelt := writeConfig(t, "kafka:\n  brokers: [127.0.0.1:9]\n  input_topic: shop.events\npartners:\n  google:\n    base_url: "+nowhere+"\n"+
+		strings.ReplaceAll(strings.ReplaceAll(shipmentRule, "%TOPIC%", "shop.events"), "value.tracking,", "value.tracking_no,"))
+	if err := os.WriteFile(samples, []byte(good+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, nil, "mapping", "test", "--config", misspelt, "--file", samples)
+	if err == nil || !strings.Contains(out, "types: FAILED against 1 writer schemas") ||
+		!strings.Contains(out, "topic shop.events, rule shipment-dispatched, event.payload") ||
+		!strings.Contains(out, "with value a com.shop.wms.ShipmentDispatched (schema file shipment.avsc)") ||
+		!strings.Contains(out, "undefined field 'tracking_no'") {
+		t.Fatalf("misspelt field: %v\n%s", err, out)
+	}
+}
+
+// run type-checks the mapping against the registry's writer schemas of the mapped
+// topics and refuses to start when a rule does not fit, naming it.
+func TestRunChecksTheMappingAgainstTheRegistryRealKafka(t *testing.T) {
+	t.Parallel()
+	seeds := kafkatest.Brokers(t)
+	tt := newTestTopics(t, seeds, 2)
+	fake := srfake.New()
+	defer fake.Close()
+	reg, err := sr.NewClient(sr.URLs(fake.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := reg.CreateSchema(ctx, tt.input+"-value", sr.Schema{Schema: shipmentSchema(t), Type: sr.TypeAvro}); err != nil {
+		t.Fatal(err)
+	}
+	rules := strings.ReplaceAll(strings.ReplaceAll(shipmentRule, "%TOPIC%", tt.input), "millis(value.dispatched_at)", "millis(value.dispatched)")
+	cfg := tt.config(t, seeds[0], "", nowhere, "schema_registry:\n  url: "+fake.URL()+"\n"+rules)
+	if out, err := run(t, nil, "--config", cfg, "topics", "create", "--replication", "1"); err != nil {
+		t.Fatalf("topics create: %v\n%s", err, out)
+	}
+	out, err := run(t, nil, "--config", cfg, "run")
+	if err == nil || !strings.Contains(err.Error()+out, "the mapping does not fit the registry's writer schemas") ||
+		!strings.Contains(err.Error()+out, "rule shipment-dispatched, event.occurred_at (millis(value.dispatched)): with value a com.shop.wms.ShipmentDispatched (subject "+tt.input+"-value version 1)") {
+		t.Fatalf("run with a rule that does not fit: %v\n%s", err, out)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -104,6 +105,11 @@ func (a *app) buildRelay(ctx context.Context, cfg *settings) (*relay.Relay, erro
 			return nil, fmt.Errorf("schema registry client: %w", err)
 		}
 		codecOpts = append(codecOpts, avrocodec.WithRegistry(reg))
+		if cfg.mapper != nil {
+			if err := checkMappingTypes(ctx, log, cfg.mapper, reg); err != nil {
+				return nil, err
+			}
+		}
 	}
 	codec, err := avrocodec.New(codecOpts...)
 	if err != nil {
@@ -114,4 +120,22 @@ func (a *app) buildRelay(ctx context.Context, cfg *settings) (*relay.Relay, erro
 		rc.Mapper = mapping.Records{Mapper: cfg.mapper, Codec: codec}
 	}
 	return relay.New(rc, cfg.kafka, codec, cfg.snd)
+}
+
+// checkMappingTypes type-checks the mapping against the registry's writer schemas of the
+// mapped topics. A registry that does not answer leaves the check to each record (a
+// registry outage must not keep the relay from starting: its records wait, held).
+func checkMappingTypes(ctx context.Context, log *slog.Logger, m *mapping.Mapper, reg mapping.SchemaLister) error {
+	cctx, cancel := context.WithTimeout(ctx, 4*registryTimeout)
+	defer cancel()
+	writers, err := mapping.RegistryWriters(cctx, reg, m.Topics())
+	if err != nil {
+		log.Warn("the mapping is not type-checked: the schema registry did not answer; its rules are checked on each record", "err", err)
+		return nil
+	}
+	if err := m.Check(writers); err != nil {
+		return fmt.Errorf("the mapping does not fit the registry's writer schemas (`ucprelay mapping test` shows the same):\n%w", err)
+	}
+	log.Info("mapping type-checked against the schema registry", "writer_schemas", len(writers))
+	return nil
 }

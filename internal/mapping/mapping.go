@@ -298,14 +298,14 @@ func fieldType(field string) *cel.Type {
 	return nil
 }
 
-// compileAST compiles expr and checks that it has the type want (nil: any); dyn passes,
-// checked at run time.
+// compileAST compiles expr and checks that it can have the type want (nil: any): a
+// type either way assignable passes (dyn, {} as map(dyn, dyn)), checked at run time.
 func compileAST(env *cel.Env, expr string, want *cel.Type) (*cel.Ast, error) {
 	ast, iss := env.Compile(expr)
 	if iss.Err() != nil {
 		return nil, iss.Err()
 	}
-	if want != nil && !want.IsAssignableType(ast.OutputType()) && ast.OutputType() != cel.DynType {
+	if out := ast.OutputType(); want != nil && !want.IsAssignableType(out) && !out.IsAssignableType(want) {
 		return nil, fmt.Errorf("the expression is %s, want %s", ast.OutputType(), want)
 	}
 	return ast, nil
