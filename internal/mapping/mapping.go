@@ -104,10 +104,10 @@ type topic struct {
 
 type rule struct {
 	Rule
-	match    cel.Program // nil: always
+	match    *program    // nil: always
 	matchAST *cel.Ast    // nil: always
 	partial  cel.Program // match, partially evaluated (typecheck.go)
-	fields   map[string]cel.Program
+	fields   map[string]*program
 }
 
 // Error is a rule that does not compile, or a record a rule cannot map.
@@ -235,31 +235,27 @@ func newEnv(valueType *cel.Type, opts ...cel.EnvOption) (*cel.Env, error) {
 	return env, nil
 }
 
-// costLimit bounds the work of one expression on one record, so that a rule cannot stall
-// a partition (a comprehension over a huge list fails instead).
-const costLimit = 1_000_000
-
 func compile(env *cel.Env, sch *canonical, topicName string, rc Rule) (*rule, []error) {
 	var errs []error
 	fail := func(field, expr string, err error) {
 		errs = append(errs, &Error{Topic: topicName, Rule: rc.Name, Field: field, Expr: expr, Err: err})
 	}
-	program := func(field, expr string, want *cel.Type) (cel.Program, *cel.Ast) {
+	compileField := func(field, expr string, want *cel.Type) (*program, *cel.Ast) {
 		ast, err := compileAST(env, expr, want)
 		if err != nil {
 			fail(field, expr, err)
 			return nil, nil
 		}
-		p, err := env.Program(ast, cel.CostLimit(costLimit), cel.EvalOptions(cel.OptOptimize))
+		p, err := newProgram(env, ast)
 		if err != nil {
 			fail(field, expr, err)
 			return nil, nil
 		}
 		return p, ast
 	}
-	r := &rule{Rule: rc, fields: map[string]cel.Program{}}
+	r := &rule{Rule: rc, fields: map[string]*program{}}
 	if strings.TrimSpace(rc.Match) != "" {
-		if r.match, r.matchAST = program("match", rc.Match, cel.BoolType); r.matchAST != nil {
+		if r.match, r.matchAST = compileField("match", rc.Match, cel.BoolType); r.matchAST != nil {
 			var err error
 			if r.partial, err = env.Program(r.matchAST, cel.EvalOptions(cel.OptPartialEval)); err != nil {
 				fail("match", rc.Match, err)
@@ -274,7 +270,7 @@ func compile(env *cel.Env, sch *canonical, topicName string, rc Rule) (*rule, []
 			fail("event."+f, "", fmt.Errorf("the event has no field %q (it has %s)", f, strings.Join(Fields, ", ")))
 			continue
 		}
-		r.fields[f], _ = program("event."+f, rc.Event[f], fieldType("event."+f))
+		r.fields[f], _ = compileField("event."+f, rc.Event[f], fieldType("event."+f))
 	}
 	for _, f := range []string{"event_id", "order_id", "occurred_at", "payload"} {
 		if _, ok := rc.Event[f]; !ok {
@@ -349,9 +345,10 @@ func (m *Mapper) Map(in Input) (Result, error) {
 		"value": in.Record.Value, "record_name": in.Record.Name, "key": string(in.Key),
 		"headers": headersOrEmpty(in.Headers), "timestamp": in.Timestamp.UTC(), "topic": in.Topic,
 	}
+	size := inputSize(in)
 	for _, r := range t.rules {
 		if r.match != nil {
-			out, _, err := r.match.Eval(vars)
+			out, err := r.match.eval(vars, size)
 			if err != nil {
 				return Result{}, &Error{Topic: t.name, Rule: r.Name, Field: "match", Expr: r.Match, Code: ReasonMappingFailed, Err: err}
 			}
@@ -359,7 +356,7 @@ func (m *Mapper) Map(in Input) (Result, error) {
 				continue
 			}
 		}
-		ev, err := m.build(t, r, vars)
+		ev, err := m.build(t, r, vars, size)
 		if err != nil {
 			return Result{}, err
 		}
@@ -386,7 +383,7 @@ func headersOrEmpty(h map[string]string) map[string]string {
 }
 
 // build evaluates a matching rule's fields into a validated event.
-func (m *Mapper) build(t *topic, r *rule, vars map[string]any) (orderevents.Event, error) {
+func (m *Mapper) build(t *topic, r *rule, vars map[string]any, size uint64) (orderevents.Event, error) {
 	fail := func(field string, err error) error {
 		return &Error{Topic: t.name, Rule: r.Name, Field: field, Expr: r.Event[strings.TrimPrefix(field, "event.")], Code: ReasonMappingFailed, Err: err}
 	}
@@ -396,7 +393,7 @@ func (m *Mapper) build(t *topic, r *rule, vars map[string]any) (orderevents.Even
 		if p == nil {
 			continue
 		}
-		out, _, err := p.Eval(vars)
+		out, err := p.eval(vars, size)
 		if err != nil {
 			return orderevents.Event{}, fail("event."+f, err)
 		}
