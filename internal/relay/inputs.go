@@ -8,7 +8,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
@@ -274,59 +273,4 @@ func (r *Relay) rekeyDeadLetter(rec *kgo.Record, reason, text string) deadletter
 // replayed dead letter of the re-keying).
 func (r *Relay) wantsRekey(rec *kgo.Record) bool {
 	return r.cfg.Mapper != nil && len(r.cfg.RekeyTopics) > 0 && deadletter.HeaderValue(rec.Headers, mapping.HeaderRekey) != ""
-}
-
-// rekeyWaitMax bounds how long a re-keyed partition waits, paused, for this replica's
-// units to restore (a restore that keeps failing must not stall it).
-const rekeyWaitMax = 10 * time.Second
-
-// waitRekeyed pauses the newly assigned partitions of re-keyed topics while units of
-// this replica restore. Their records fold here when the order's unit is owned and
-// ready, and are forwarded through the repartition topic otherwise: both are right, but
-// a forward costs a transactional write, a read and a second fold, and right after an
-// assignment every unit is restoring, so a backlog fetched then would be forwarded
-// nearly whole. Under mu.
-func (r *Relay) waitRekeyed(assigned map[string][]int32) {
-	if r.restoring == 0 {
-		return
-	}
-	pause := map[string][]int32{}
-	now := time.Now()
-	for _, t := range r.cfg.RekeyTopics {
-		for _, id := range assigned[t] {
-			pause[t] = append(pause[t], id)
-			r.rekeyWait[tp{t, id}] = now
-		}
-	}
-	if len(pause) > 0 {
-		r.cl.PauseFetchPartitions(pause)
-	}
-}
-
-// releaseRekeyed resumes the re-keyed partitions waiting for restores once none is in
-// progress, or once the oldest has waited rekeyWaitMax; a held one stays paused for its
-// hold.
-func (r *Relay) releaseRekeyed() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.rekeyWait) == 0 {
-		return
-	}
-	oldest := time.Now()
-	for _, at := range r.rekeyWait {
-		if at.Before(oldest) {
-			oldest = at
-		}
-	}
-	if r.restoring > 0 && time.Since(oldest) < rekeyWaitMax {
-		return
-	}
-	resume := map[string][]int32{}
-	for k := range r.rekeyWait {
-		if r.held[k] == nil {
-			resume[k.topic] = append(resume[k.topic], k.partition)
-		}
-	}
-	clear(r.rekeyWait)
-	r.cl.ResumeFetchPartitions(resume)
 }

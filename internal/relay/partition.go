@@ -97,7 +97,6 @@ func (r *Relay) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[str
 		r.restoring++
 		go r.restoreLoop(tctx, id, t)
 	}
-	r.waitRekeyed(assigned)
 }
 
 // restoreTask is a partition's restore in progress.
@@ -276,7 +275,6 @@ func (r *Relay) onRevoked(_ context.Context, cl *kgo.Client, revoked map[string]
 			r.dropHold(tp{t, id})
 			delete(r.lags, tp{t, id})
 			if r.rekeyed[t] {
-				delete(r.rekeyWait, tp{t, id})
 				continue
 			}
 			if a := r.assignedTP[id]; a != nil {

@@ -67,9 +67,6 @@ type Relay struct {
 	// lags are the records between the last one fetched and the high watermark
 	// (seeded at assignment, lag.go).
 	lags map[tp]int64
-	// rekeyWait are re-keyed partitions paused while this replica's units restore, with
-	// when they were paused (inputs.go).
-	rekeyWait map[tp]time.Time
 	// assignGen counts the group's assignments and revocations; seedLags drops an
 	// answer that an assignment change overtook.
 	assignGen uint64
@@ -95,7 +92,7 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 	r := &Relay{
 		cfg: cfg, kafka: kafkaOpts, codec: codec, snd: snd, log: cfg.Logger,
 		part: keys.MustNew(cfg.Partitioner), parts: map[int32]*partition{}, paused: map[int32]bool{},
-		held: map[tp]*Hold{}, assignedTP: map[int32]map[string]bool{}, lags: map[tp]int64{}, rekeyWait: map[tp]time.Time{}, restoreIssues: map[int32]string{}, restores: map[int32]*restoreTask{}, restoreSlots: make(chan struct{}, 4), isolated: map[string]string{},
+		held: map[tp]*Hold{}, assignedTP: map[int32]map[string]bool{}, lags: map[tp]int64{}, restoreIssues: map[int32]string{}, restores: map[int32]*restoreTask{}, restoreSlots: make(chan struct{}, 4), isolated: map[string]string{},
 		breakers: map[string]*breaker{}, metrics: newInstruments(),
 	}
 	r.partners = r.cfg.partnersView()
@@ -239,7 +236,6 @@ func (r *Relay) checkLayout(ctx context.Context) error {
 // outcomes, commit, then hand the committed snapshots to delivery.
 func (r *Relay) cycle(ctx context.Context) error {
 	r.reconcile(ctx)
-	r.releaseRekeyed()
 	r.feedResends()
 	if err := r.sess.Begin(); err != nil {
 		return fmt.Errorf("relay: begin transaction: %w", err)
