@@ -43,6 +43,10 @@ type Codec struct {
 	regIDs map[string]int // subject → id of our schema
 	// history are the versions of avro.OrderEvent this codec knows; own is the last.
 	history []avro.Version
+	// direct: events are written by appendEvent (encode.go), which writes what own's
+	// goavro codec writes; header is own's single-object header.
+	direct bool
+	header []byte
 }
 
 // Option configures a Codec.
@@ -117,6 +121,7 @@ func New(opts ...Option) (*Codec, error) {
 		c.byFP[wc.Rabin] = wc
 		c.own = wc
 	}
+	c.header, c.direct = soeHeader(c.own), writerAgrees(c.own)
 	return c, nil
 }
 
@@ -261,6 +266,9 @@ func (c *Codec) Learn(schema string) (uint64, error) {
 
 // EncodeSingleObject encodes ev in Avro single-object encoding with the current schema.
 func (c *Codec) EncodeSingleObject(ev orderevents.Event) ([]byte, error) {
+	if c.direct {
+		return appendEvent(append(make([]byte, 0, 256), c.header...), ev)
+	}
 	n, err := toNative(ev)
 	if err != nil {
 		return nil, err
