@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -214,11 +215,15 @@ func (e *Env) relayConfig(ctx context.Context, input, name string) (relay.Config
 		return relay.Config{}, err
 	}
 	e.cleanup = append(e.cleanup, func() { _, _ = e.adm.DeleteTopics(context.Background(), state, dlq) })
-	return relay.Config{
+	cfg := relay.Config{
 		InputTopic: input, StateTopic: state, DeadLetterTopic: dlq, Group: e.Prefix + "." + name + ".group", TransactionalID: e.Prefix + "." + name + ".txn",
 		Partners: map[string]relay.Partner{"google": {Version: ucp.V20260408, Endpoint: webhook.Endpoint{Partner: "google", BaseURL: e.SinkURL,
 			APIKey: webhook.NewSecret("bench-key"), Signer: &webhook.RFC9421Signer{KeyID: "bench", Key: e.signKey, Profile: "https://shop.example/.well-known/ucp"}}}},
-	}, nil
+	}
+	if os.Getenv("UCPRELAY_BENCH_LOG") != "" { // the relays' own log on stderr, to see where a run waits
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return cfg, nil
 }
 
 // orderIDHeader adds the order id the sink keys its latencies by: a placement's
