@@ -3,6 +3,7 @@ package mapping
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -86,14 +87,7 @@ func loadCanonical() (*canonical, error) {
 
 func (c *canonical) hasKind(kind string) bool { return c.payloads[kind] != nil }
 
-func (c *canonical) kinds() []string {
-	out := make([]string, 0, len(c.payloads))
-	for k := range c.payloads {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
+func (c *canonical) kinds() []string { return slices.Sorted(maps.Keys(c.payloads)) }
 
 // fieldError is a value a rule built that the event cannot hold: a field the canonical
 // record lacks, or a value of no event type. Its path is built as the conversion
@@ -122,11 +116,4 @@ func (e *fieldError) in(root string) error {
 	return e.err
 }
 
-func (s *shape) fieldNames() []string {
-	names := make([]string, 0, len(s.fields))
-	for n := range s.fields {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
+func (s *shape) fieldNames() []string { return slices.Sorted(maps.Keys(s.fields)) }
