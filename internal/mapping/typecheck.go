@@ -357,11 +357,10 @@ func (w *avroWalk) typeOf(s any, ns string) *cel.Type {
 			return cel.ListType(w.typeOf(t["items"], ns))
 		case "map":
 			return cel.MapType(cel.StringType, w.typeOf(t["values"], ns))
-		case "fixed", "":
-			if typ == "" {
-				return w.typeOf(t["type"], ns)
-			}
+		case "fixed":
 			return cel.DynType
+		case "": // {"type": {...}}: a type wrapped once more
+			return w.typeOf(t["type"], ns)
 		}
 		return w.typeOf(typ, ns)
 	}

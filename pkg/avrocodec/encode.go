@@ -61,7 +61,7 @@ func appendEvent(b []byte, ev orderevents.Event) ([]byte, error) {
 			b = binary.AppendVarint(b, l.Quantity)
 			b = appendTotals(b, l.Totals)
 		}
-		b = appendEnd(b, len(p.LineItems))
+		b = appendEnd(b)
 		b = appendExpectations(b, p.Expectations)
 		b = appendTotals(b, p.Totals)
 		b = appendCount(b, len(p.Attribution))
@@ -69,7 +69,7 @@ func appendEvent(b []byte, ev orderevents.Event) ([]byte, error) {
 			b = appendString(b, k)
 			b = appendString(b, p.Attribution[k])
 		}
-		b = appendEnd(b, len(p.Attribution))
+		b = appendEnd(b)
 	case orderevents.FulfillmentRecorded:
 		b = appendString(b, p.Type)
 		b = appendLines(b, p.Lines)
@@ -130,7 +130,7 @@ func appendCount(b []byte, n int) []byte {
 	return binary.AppendVarint(b, int64(n))
 }
 
-func appendEnd(b []byte, _ int) []byte { return binary.AppendVarint(b, 0) }
+func appendEnd(b []byte) []byte { return binary.AppendVarint(b, 0) }
 
 func appendTotals(b []byte, ts []orderevents.Total) []byte {
 	b = appendCount(b, len(ts))
@@ -139,7 +139,7 @@ func appendTotals(b []byte, ts []orderevents.Total) []byte {
 		b = binary.AppendVarint(b, t.Amount)
 		b = appendOptional(b, t.DisplayText)
 	}
-	return appendEnd(b, len(ts))
+	return appendEnd(b)
 }
 
 func appendLines(b []byte, qs []orderevents.LineQuantity) []byte {
@@ -148,7 +148,7 @@ func appendLines(b []byte, qs []orderevents.LineQuantity) []byte {
 		b = appendString(b, q.LineID)
 		b = binary.AppendVarint(b, q.Quantity)
 	}
-	return appendEnd(b, len(qs))
+	return appendEnd(b)
 }
 
 func appendExpectations(b []byte, xs []orderevents.Expectation) []byte {
@@ -165,7 +165,7 @@ func appendExpectations(b []byte, xs []orderevents.Expectation) []byte {
 		b = appendOptional(b, x.Description)
 		b = appendOptional(b, x.FulfillableOn)
 	}
-	return appendEnd(b, len(xs))
+	return appendEnd(b)
 }
 
 // soeHeader is the single-object header of a schema: the marker and its fingerprint.
