@@ -484,7 +484,7 @@ func toGo(v ref.Val, s *shape) (any, *fieldError) {
 	case types.Uint:
 		return int64(x), nil
 	case types.Timestamp:
-		return x.Time.UTC(), nil
+		return x.UTC(), nil
 	}
 	// Lists and maps the rule built (literals, comprehensions) hold CEL values: read them
 	// as they are, without an iterator and a lookup per entry.
