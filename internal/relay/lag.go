@@ -2,6 +2,8 @@ package relay
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -17,10 +19,7 @@ import (
 func (r *Relay) seedLags(ctx context.Context, assigned map[string][]int32, gen uint64) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var topics []string
-	for t := range assigned {
-		topics = append(topics, t)
-	}
+	topics := slices.Collect(maps.Keys(assigned))
 	adm := kadm.NewClient(r.cl)
 	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err != nil {
