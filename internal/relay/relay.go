@@ -126,6 +126,11 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 		// partitions on the next owner until it times out.
 		kgo.TransactionTimeout(10*time.Second),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// A fetch in flight is not cut short when partitions resume: with the inputs
+		// that are not paused caught up, it waits this long for them before the resumed
+		// ones are fetched at all (franz-go's default is 5 s, and back-pressure resumes
+		// often); Java's consumer waits 500 ms too.
+		kgo.FetchMaxWait(fetchMaxWait),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
@@ -150,6 +155,11 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 	}
 	return r, nil
 }
+
+// fetchMaxWait bounds how long the broker holds a fetch for inputs that have no new
+// records, and so how long partitions that back-pressure or a hold resumed wait for their
+// first fetch.
+const fetchMaxWait = 500 * time.Millisecond
 
 // Ready reports whether the relay has joined its group and restored every partition it owns.
 func (r *Relay) Ready() bool {
