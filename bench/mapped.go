@@ -23,12 +23,18 @@ import (
 // Mapped is the mapped case: the workload's lifecycles written as a shop's own records
 // in the schemas of examples/three-topics (orders keyed by order id; shipments and refunds
 // keyed by shipment and payment id, re-keyed), relayed through that example's mapping,
-// against the same history in ucprelay's own schema on one topic, in the same run.
+// against the same history in ucprelay's own schema on one topic, and on three topics
+// split as the shop's are (keyed by order id, co-partitioned), in the same run. The shop's
+// records are also written to one topic keyed by order id and mapped by all of the
+// example's rules there: the mapping's cost with the topics' layout of the own case.
 type Mapped struct {
 	// Records are the shop's records (the events of the mapped case); own is the topic of
-	// the same events in ucprelay's schema.
+	// the same events in ucprelay's schema, and ownSplit the three topics of them.
 	Records                         int
 	orders, shipments, refunds, own string
+	ownSplit                        map[string]string // shop topic → its twin in ucprelay's schema
+	one                             string            // the shop's records on one topic, keyed by order id
+	oneRecords                      mapping.Records   // the example's rules, all on one
 	codec                           *avrocodec.Codec
 	records                         mapping.Records
 	topicsByRole                    map[string]string
@@ -43,6 +49,7 @@ var shopSchemas = []string{"order_created.avsc", "order_cancelled.avsc", "shipme
 func (e *Env) NewMapped(ctx context.Context, dir string) (*Mapped, error) {
 	m := &Mapped{orders: e.Prefix + ".shop.orders", shipments: e.Prefix + ".shop.shipments", refunds: e.Prefix + ".shop.refunds", own: e.Prefix + ".shop.own"}
 	m.topicsByRole = map[string]string{"shop.orders": m.orders, "shop.shipments": m.shipments, "shop.refunds": m.refunds}
+	m.ownSplit = map[string]string{m.orders: m.own + ".orders", m.shipments: m.own + ".shipments", m.refunds: m.own + ".refunds"}
 	cfg, err := config.Load(config.Sources{File: filepath.Join(dir, "relay.yaml")})
 	if err != nil {
 		return nil, err
@@ -52,6 +59,15 @@ func (e *Env) NewMapped(ctx context.Context, dir string) (*Mapped, error) {
 		ts[i].Name = m.topicsByRole[ts[i].Name]
 	}
 	mapper, err := mapping.New(ts)
+	if err != nil {
+		return nil, err
+	}
+	m.one = e.Prefix + ".shop.one"
+	all := mapping.Topic{Name: m.one}
+	for _, t := range ts {
+		all.Rules = append(all.Rules, t.Rules...)
+	}
+	oneMapper, err := mapping.New([]mapping.Topic{all})
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +87,8 @@ func (e *Env) NewMapped(ctx context.Context, dir string) (*Mapped, error) {
 		return nil, err
 	}
 	m.records = mapping.Records{Mapper: mapper, Codec: m.codec}
-	for _, t := range []string{m.orders, m.shipments, m.refunds, m.own} {
+	m.oneRecords = mapping.Records{Mapper: oneMapper, Codec: m.codec}
+	for _, t := range []string{m.orders, m.shipments, m.refunds, m.own, m.ownSplit[m.orders], m.ownSplit[m.shipments], m.ownSplit[m.refunds], m.one} {
 		if _, err := e.adm.CreateTopic(ctx, e.Partitions, 1, nil, t); err != nil {
 			return nil, fmt.Errorf("bench: create %s: %w", t, err)
 		}
@@ -79,7 +96,7 @@ func (e *Env) NewMapped(ctx context.Context, dir string) (*Mapped, error) {
 	}
 	wl := chaos.NewWorkload(e.Orders, "google", 11)
 	currency := map[string]string{}
-	var shop, own []*kgo.Record
+	var shop, own, split, one []*kgo.Record
 	for _, ev := range wl.Stream {
 		topic, key, schema, datum := m.shopRecord(ev, currency)
 		if topic == "" {
@@ -110,9 +127,11 @@ func (e *Env) NewMapped(ctx context.Context, dir string) (*Mapped, error) {
 		}
 		shop = append(shop, rec)
 		own = append(own, &kgo.Record{Topic: m.own, Key: []byte(mr.Event.OrderID), Value: ov})
+		split = append(split, &kgo.Record{Topic: m.ownSplit[topic], Key: []byte(mr.Event.OrderID), Value: ov})
+		one = append(one, &kgo.Record{Topic: m.one, Key: []byte(mr.Event.OrderID), Value: v})
 	}
 	m.Records = len(shop)
-	for _, recs := range [][]*kgo.Record{shop, own} {
+	for _, recs := range [][]*kgo.Record{shop, own, split, one} {
 		for i := 0; i < len(recs); i += 5000 {
 			if err := e.cl.ProduceSync(ctx, recs[i:min(i+5000, len(recs))]...).FirstErr(); err != nil {
 				return nil, err
@@ -211,6 +230,29 @@ func (e *Env) RelayMapped(ctx context.Context, m *Mapped, name string) (float64,
 	// Every record is consumed once, and a re-keyed one forwarded to the repartition topic
 	// (while its order's unit was not yet restored) once more.
 	return e.relayUntil(ctx, cfg, m.codec, func(st relay.Stats) int64 { return int64(m.Records) + st.Rekeyed }, m.Records)
+}
+
+// RelayMappedOneTopic relays the shop's records on one topic keyed by order id through
+// all of the example's rules: the mapping's cost against RelayOwn, the layout alike.
+func (e *Env) RelayMappedOneTopic(ctx context.Context, m *Mapped, name string) (float64, int64, error) {
+	cfg, err := e.relayConfig(ctx, m.one, name)
+	if err != nil {
+		return 0, 0, err
+	}
+	cfg.Mapper = m.oneRecords
+	return e.relayUntil(ctx, cfg, m.codec, func(relay.Stats) int64 { return int64(m.Records) }, m.Records)
+}
+
+// RelayOwnSplit relays the same history in ucprelay's own schema on three topics split
+// as the shop's, each keyed by order id and read directly: what the spread of an order's
+// events over topics costs without a mapping.
+func (e *Env) RelayOwnSplit(ctx context.Context, m *Mapped, name string) (float64, int64, error) {
+	cfg, err := e.relayConfig(ctx, m.ownSplit[m.orders], name)
+	if err != nil {
+		return 0, 0, err
+	}
+	cfg.CoTopics = []string{m.ownSplit[m.shipments], m.ownSplit[m.refunds]}
+	return e.relayUntil(ctx, cfg, e.codec, func(relay.Stats) int64 { return int64(m.Records) }, m.Records)
 }
 
 // RelayOwn relays the same history in ucprelay's own schema on one topic.

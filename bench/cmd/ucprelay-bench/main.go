@@ -27,7 +27,7 @@ func main() {
 	thresholds := flag.String("thresholds", "bench/thresholds.json", "ratio thresholds; empty: no guard")
 	out := flag.String("out", "", "also write the table to this file")
 	mapped := flag.String("mapped", "../examples/three-topics", "example whose mapping the mapped case runs through (sink 0 ms); empty: none")
-	onlyMapped := flag.Bool("only-mapped", false, "run the mapped case alone (own-schema history, then mapped): to profile the mapping; no guard")
+	onlyMapped := flag.Bool("only-mapped", false, "run the mapped case alone (the own-schema history and the mapped records on one topic, then on three): to profile the mapping; no guard")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (relay and peer run in this process)")
 	flag.Parse()
 	if *cpuprofile != "" {
