@@ -247,7 +247,7 @@ func (r *Relay) resendJob(ctx context.Context, orderID string, v []byte) (Job, e
 	if err != nil {
 		return Job{}, err
 	}
-	s, err := o.Render(nil, statestore.ResendEnvelope, r.partners, time.Now())
+	s, err := o.Render(nil, nil, statestore.ResendEnvelope, r.partners, time.Now())
 	if err != nil {
 		return Job{}, err
 	}

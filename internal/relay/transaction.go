@@ -194,7 +194,7 @@ func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *statestore.
 	}
 	if m.snap != nil {
 		rec.Partner = st.PartnerOf(m.snap, r.partners)
-		s, err := st.Render(m.snap, statestore.NextEnvelope, r.partners, time.Now())
+		s, err := st.Render(m.snap, m.events, statestore.NextEnvelope, r.partners, time.Now())
 		if err != nil {
 			renderDead = append(renderDead, deadletter.Record{
 				OrderID: w.key, Stage: deadletter.StageFold, Reason: reasonOf(err, ReasonRender), Partner: rec.Partner, Error: err.Error(),

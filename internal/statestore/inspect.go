@@ -139,7 +139,7 @@ func Inspect(ctx context.Context, kafkaOpts []kgo.Opt, topic string, part *keys.
 	for _, ev := range o.Events {
 		in.Events = append(in.Events, InspectedEvent{ID: ev.ID, Kind: ev.Payload.Kind(), OccurredAt: ev.OccurredAt})
 	}
-	s, err := o.Render(nil, LastEnvelope, p, time.Now())
+	s, err := o.Render(nil, nil, LastEnvelope, p, time.Now())
 	switch {
 	case errors.Is(err, fold.ErrNotPlaced):
 		in.Held = "the order's placement has not arrived: its events wait"

@@ -2,6 +2,7 @@ package statestore
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"time"
 
@@ -116,17 +117,26 @@ type Snapshot struct {
 
 // Render derives what the partner gets from the order: the snapshot (snap, or the fold
 // of the stored events when snap is nil), its envelope by rule, and the body rendered in
-// the partner's version. now is the time a new envelope is stamped at (its stamp is never
-// later, unless the order's last stamp already is). A stored order without its placement
-// returns fold.ErrNotPlaced.
-func (o *Order) Render(snap *fold.Snapshot, rule EnvelopeRule, p Partners, now time.Time) (*Snapshot, error) {
+// the partner's version. events are snap's events in stored order (nil: the order's own,
+// o.Events): a new envelope's Webhook-Id names the newest of the events added since the
+// last send (fold.Snapshot.Identity). now is the time a new envelope is stamped at (its
+// stamp is never later, unless the order's last stamp already is). A stored order without
+// its placement returns fold.ErrNotPlaced.
+func (o *Order) Render(snap *fold.Snapshot, events []orderevents.Event, rule EnvelopeRule, p Partners, now time.Time) (*Snapshot, error) {
+	if events == nil {
+		events = o.Events
+	}
 	if snap == nil {
 		var err error
-		if snap, err = fold.Fold(o.Events); err != nil {
+		if snap, err = fold.Fold(events); err != nil {
 			return nil, fmt.Errorf("statestore: order %s: %w", o.Record.OrderID, err)
 		}
 	}
 	s := &Snapshot{Snapshot: snap, Partner: o.PartnerOf(snap, p)}
+	v, err := p.Version(s.Partner)
+	if err != nil {
+		return nil, err
+	}
 	rec := o.Record
 	switch d := rec.Pending; {
 	case rule == ResendEnvelope && d.Version == snap.Version:
@@ -138,10 +148,16 @@ func (o *Order) Render(snap *fold.Snapshot, rule EnvelopeRule, p Partners, now t
 		s.Envelope = fold.Envelope{WebhookID: d.WebhookID, Stamp: d.Stamp}
 	default:
 		s.Envelope = fold.NextEnvelope(snap, rec.LastStamp(), now)
-	}
-	v, err := p.Version(s.Partner)
-	if err != nil {
-		return nil, err
+		sent := fold.Sent{Version: max(rec.Acked.Version, rec.Pending.Version), IDs: []string{rec.Acked.WebhookID, rec.Pending.WebhookID}}
+		s.Envelope.WebhookID = snap.Identity(events, sent, func() []byte {
+			// The body without its envelope: what the partner's entity is.
+			b, err := ucp.Marshal(snap.Order, v, ucp.Envelope{})
+			if err != nil {
+				return nil // Marshal below fails the same way
+			}
+			sum := sha256.Sum256(b)
+			return sum[:16]
+		})
 	}
 	if s.Body, err = ucp.Marshal(snap.Order, v, s.Envelope.Body()); err != nil {
 		return nil, err

@@ -64,21 +64,21 @@ func TestOrderViewEnvelopeRules(t *testing.T) {
 		t.Errorf("last stamp %v, want the pending one %v", got, stamp)
 	}
 
-	resend, err := o.Render(nil, statestore.ResendEnvelope, partners, time.Now())
+	resend, err := o.Render(nil, nil, statestore.ResendEnvelope, partners, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if resend.Envelope.WebhookID != "wh-pending" || !resend.Envelope.Stamp.Equal(stamp) || resend.Partner != "google" || resend.Version != n {
 		t.Errorf("resend of the pending snapshot: %+v partner %s version %d", resend.Envelope, resend.Partner, resend.Version)
 	}
-	next, err := o.Render(nil, statestore.NextEnvelope, partners, time.Now())
+	next, err := o.Render(nil, nil, statestore.NextEnvelope, partners, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !next.Envelope.Stamp.After(stamp) {
 		t.Errorf("next stamp %v is not after the last one %v (P2)", next.Envelope.Stamp, stamp)
 	}
-	last, err := o.Render(nil, statestore.LastEnvelope, partners, time.Now())
+	last, err := o.Render(nil, nil, statestore.LastEnvelope, partners, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,10 +92,10 @@ func TestOrderViewEnvelopeRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, err := o2.Render(nil, statestore.LastEnvelope, partners, time.Now()); err != nil || s.Envelope.WebhookID != "wh-acked" {
+	if s, err := o2.Render(nil, nil, statestore.LastEnvelope, partners, time.Now()); err != nil || s.Envelope.WebhookID != "wh-acked" {
 		t.Errorf("last envelope without pending: %+v, %v", s, err)
 	}
-	if s, err := o2.Render(nil, statestore.ResendEnvelope, partners, time.Now()); err != nil || s.Envelope.WebhookID == "wh-acked" || !s.Envelope.Stamp.After(acked.Stamp) {
+	if s, err := o2.Render(nil, nil, statestore.ResendEnvelope, partners, time.Now()); err != nil || s.Envelope.WebhookID == "wh-acked" || !s.Envelope.Stamp.After(acked.Stamp) {
 		t.Errorf("resend of a snapshot not pending: %+v, %v; want the next envelope", s, err)
 	}
 }
@@ -118,7 +118,7 @@ func TestOrderViewPartnersAndHeldOrders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := held.Render(nil, statestore.LastEnvelope, partners, time.Now()); held.Placed || !errors.Is(err, fold.ErrNotPlaced) {
+	if _, err := held.Render(nil, nil, statestore.LastEnvelope, partners, time.Now()); held.Placed || !errors.Is(err, fold.ErrNotPlaced) {
 		t.Errorf("held order: placed %v, render error %v; want fold.ErrNotPlaced", held.Placed, err)
 	}
 
@@ -148,7 +148,7 @@ func TestOrderViewPartnersAndHeldOrders(t *testing.T) {
 		if got := o.PartnerOf(snap, partners); got != tc.want {
 			t.Errorf("%+v: partner %q", tc, got)
 		}
-		s, err := o.Render(snap, statestore.NextEnvelope, partners, time.Now())
+		s, err := o.Render(snap, nil, statestore.NextEnvelope, partners, time.Now())
 		if (err != nil) != tc.wantErr {
 			t.Errorf("%+v: render error %v", tc, err)
 			continue

@@ -3,7 +3,6 @@ package fold
 import (
 	"crypto/sha1" //nolint:gosec // UUIDv5 is defined on SHA-1; this is an identifier, not security
 	"encoding/hex"
-	"fmt"
 
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
@@ -193,25 +192,6 @@ func (f *folder) upsert(ev *orderevents.Event, a ucp.Adjustment, deltas map[stri
 	f.adj[a.ID] = &adjState{index: len(f.o.Adjustments), deltas: deltas, creator: ev.ID}
 	f.o.Adjustments = append(f.o.Adjustments, a)
 	return nil
-}
-
-// webhookID names the snapshot whose newest event is ev (see Snapshot.WebhookID).
-func (f *folder) webhookID(ev *orderevents.Event, version int64) string {
-	switch p := ev.Payload.(type) {
-	case orderevents.OrderPlaced:
-		return ev.OrderID
-	case orderevents.FulfillmentRecorded, orderevents.LinesCanceled, orderevents.OrderCanceled:
-		return ev.ID
-	case orderevents.AdjustmentRecorded:
-		id := p.AdjustmentID
-		if id == "" {
-			id = ev.ID
-		}
-		if st := f.adj[id]; st != nil && st.creator == ev.ID {
-			return id
-		}
-	}
-	return uuid5(fmt.Sprintf("%s/%d", ev.OrderID, version))
 }
 
 // namespace is the UUIDv5 namespace of ucprelay's snapshot ids.

@@ -107,11 +107,14 @@ type Snapshot struct {
 	Version int64
 	// Newest is the latest occurred time among the events.
 	Newest time.Time
-	// WebhookID identifies this snapshot to the partner (ucp-order.md §3): the id of the
-	// UCP entry (fulfilment event or adjustment) the newest event created, the order id
-	// when the newest event is the placement, and otherwise (a change without an entry of
-	// its own, or an adjustment updated in place) a UUIDv5 of order id and version.
+	// WebhookID identifies this snapshot to the partner when it is the order's first send
+	// (ucp-order.md §3): the id of the UCP entry (fulfilment event or adjustment) the
+	// newest event created, the order id when the newest event is the placement, and
+	// otherwise (a change without an entry of its own, or an adjustment updated in place)
+	// a UUIDv5 of order id and version. A later send's id is Identity's (identity.go).
 	WebhookID string
+	// creators maps an adjustment's id to the event that created it (nil: none).
+	creators map[string]string
 }
 
 // Fold derives the snapshot of one order from its events, in any order and with
@@ -156,7 +159,13 @@ func Fold(events []orderevents.Event) (*Snapshot, error) {
 		}
 	}
 	s.Order = f.o
-	s.WebhookID = f.webhookID(&evs[len(evs)-1], s.Version)
+	for id, st := range f.adj {
+		if s.creators == nil {
+			s.creators = make(map[string]string, len(f.adj))
+		}
+		s.creators[id] = st.creator
+	}
+	s.WebhookID = s.idOf(&evs[len(evs)-1])
 	return s, nil
 }
 

@@ -1,0 +1,152 @@
+package statestore_test
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ucprelay/ucprelay/internal/gen"
+	"github.com/ucprelay/ucprelay/internal/statestore"
+	"github.com/ucprelay/ucprelay/pkg/orderevents"
+	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
+)
+
+// A Webhook-Id names one body, on every version: over random histories whose events
+// arrive out of time order (late events), twice (duplicates and replays, which the relay
+// drops before the fold) and in batches, with sends acknowledged late or never and
+// pending ones resent after a restart, no id is ever sent with two different bodies, a
+// resend keeps id, stamp and bytes, and a new snapshot's id is its primary event's: the
+// newest of the events it adds.
+func TestWebhookIDNamesOneBody(t *testing.T) {
+	t.Parallel()
+	for _, partner := range []string{"google", "legacy"} { // 2026-04-08, 2026-01-23
+		for seed := range uint64(300) {
+			t.Run(fmt.Sprintf("%s/%d", partner, seed), func(t *testing.T) {
+				t.Parallel()
+				identityHistory(t, partner, seed)
+			})
+		}
+	}
+}
+
+// send is one snapshot given to the partner.
+type send struct {
+	d    statestore.Delivery
+	body []byte
+}
+
+func identityHistory(t *testing.T, partner string, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 17))
+	orderID := fmt.Sprintf("ord_id_%d", seed)
+	evs := gen.Lifecycle(orderID, partner, seed, time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC))
+	arrivals := append([]orderevents.Event(nil), evs...)
+	rng.Shuffle(len(arrivals), func(i, j int) { arrivals[i], arrivals[j] = arrivals[j], arrivals[i] })
+	for range rng.IntN(4) { // duplicates and replays of events already seen
+		arrivals = slices.Insert(arrivals, rng.IntN(len(arrivals)+1), evs[rng.IntN(len(evs))])
+	}
+
+	o := &statestore.Order{Record: &statestore.Record{OrderID: orderID, Partner: partner}}
+	byID := map[string][]byte{} // every id sent, with its body
+	var inflight []send
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	check := func(s send, what string) {
+		t.Helper()
+		if prev, ok := byID[s.d.WebhookID]; ok && !bytes.Equal(prev, s.body) {
+			t.Fatalf("%s: Webhook-Id %s sent with two bodies:\n%s\n%s", what, s.d.WebhookID, prev, s.body)
+		}
+		byID[s.d.WebhookID] = s.body
+	}
+	for i := 0; i < len(arrivals); {
+		// A batch of 1-3 arrivals, deduplicated by id as the relay's merge does.
+		var added []orderevents.Event
+		for n := 1 + rng.IntN(3); n > 0 && i < len(arrivals); n-- {
+			ev := arrivals[i]
+			i++
+			if !hasID(o.Events, ev.ID) && !hasID(added, ev.ID) {
+				added = append(added, ev)
+			}
+		}
+		if len(added) == 0 {
+			continue
+		}
+		o.Events = append(o.Events, added...)
+		o.Record.Version = int64(len(o.Events))
+		snap, err := fold.Fold(o.Events)
+		if err != nil {
+			continue // no placement yet: held, nothing sent
+		}
+		o.Placed = true
+		now = now.Add(time.Duration(rng.IntN(3)) * time.Second)
+		s, err := o.Render(snap, nil, statestore.NextEnvelope, partners, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The events this snapshot adds: all since the last one sent (held ones too).
+		news := o.Events[max(o.Record.Acked.Version, o.Record.Pending.Version):]
+		if want := primaryID(t, snap, news); !hasSentID(o.Record, want) && s.Envelope.WebhookID != want {
+			t.Fatalf("new snapshot adding %v: Webhook-Id %s, want its primary event's %s", ids(news), s.Envelope.WebhookID, want)
+		}
+		d := statestore.Delivery{Version: s.Version, Stamp: s.Envelope.Stamp, WebhookID: s.Envelope.WebhookID}
+		o.Record.Pending = d
+		sn := send{d, s.Body}
+		check(sn, "new snapshot")
+		inflight = append(inflight, sn)
+		switch rng.IntN(4) {
+		case 0: // a restart: the next owner resends the pending snapshot
+			r, err := o.Render(nil, nil, statestore.ResendEnvelope, partners, now.Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Envelope.WebhookID != s.Envelope.WebhookID || !r.Envelope.Stamp.Equal(s.Envelope.Stamp) || !bytes.Equal(r.Body, s.Body) {
+				t.Fatalf("resend of %+v: %+v, body same %v", s.Envelope, r.Envelope, bytes.Equal(r.Body, s.Body))
+			}
+			check(send{d, r.Body}, "resend")
+		case 1, 2: // acknowledgements, in order, of some sends in flight
+			for k := rng.IntN(len(inflight) + 1); k > 0; k-- {
+				a := inflight[0]
+				inflight = inflight[1:]
+				if a.d.Version > o.Record.Acked.Version {
+					o.Record.Acked = a.d
+				}
+				if o.Record.Pending.Version <= a.d.Version {
+					o.Record.Pending = statestore.Delivery{}
+				}
+			}
+		}
+	}
+	if !o.Placed {
+		t.Fatal("the history never placed the order")
+	}
+}
+
+// primaryID is the id the snapshot's primary event gives: the newest of added.
+func primaryID(t *testing.T, snap *fold.Snapshot, added []orderevents.Event) string {
+	t.Helper()
+	// Identity with nothing sent before but the events before added, and no id used.
+	all := append(make([]orderevents.Event, 0, len(added)), added...)
+	return snap.Identity(all, fold.Sent{}, func() []byte { t.Fatal("the primary event has an id"); return nil })
+}
+
+func hasSentID(r *statestore.Record, id string) bool {
+	return id == r.Acked.WebhookID || id == r.Pending.WebhookID
+}
+
+func hasID(evs []orderevents.Event, id string) bool {
+	for _, ev := range evs {
+		if ev.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func ids(evs []orderevents.Event) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.ID
+	}
+	return out
+}
