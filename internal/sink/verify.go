@@ -20,8 +20,9 @@ import (
 
 // RFC9421Verifier checks UCP 2026-04-08 request signatures as a partner would: the
 // Content-Digest matches the body, the signature covers at least @method, @authority,
-// @path, content-digest and content-type (and @query when there is one), its keyid names
-// a known key, and the ES256 r||s signature verifies over the signature base.
+// @path, webhook-id, webhook-timestamp, content-digest and content-type (and @query when
+// there is one), its keyid names a known key, and the ES256 r||s signature verifies over
+// the signature base.
 type RFC9421Verifier struct {
 	// Keys are the merchant's public keys by kid.
 	Keys map[string]*ecdsa.PublicKey
@@ -29,7 +30,7 @@ type RFC9421Verifier struct {
 	MaxAge time.Duration
 }
 
-var required = []string{"@method", "@authority", "@path", "content-digest", "content-type"}
+var required = []string{"@method", "@authority", "@path", "webhook-id", "webhook-timestamp", "content-digest", "content-type"}
 
 // Verify implements [Verifier].
 func (v *RFC9421Verifier) Verify(r *http.Request, body []byte) error {

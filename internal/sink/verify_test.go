@@ -60,7 +60,19 @@ func TestSinkVerifiesSignatures(t *testing.T) {
 	if err := send(good, true); webhook.Classify(err) != webhook.Credentials {
 		t.Errorf("body changed after signing: %v", err)
 	}
-	if st := snk.Stats(); st.Accepted != 1 || st.Unauthorized != 4 {
+	// The delivery's identity is covered: a captured request replayed under another
+	// Webhook-Id or Webhook-Timestamp fails, and so does a signature that leaves them out.
+	for name, s := range map[string]webhook.Signer{
+		"another Webhook-Id":        hookSigner{good, nil, func(r *http.Request) { r.Header.Set("Webhook-Id", "ord_other") }},
+		"another Webhook-Timestamp": hookSigner{good, nil, func(r *http.Request) { r.Header.Set("Webhook-Timestamp", "1789480993") }},
+		"identity not covered": hookSigner{good, func(r *http.Request) { r.Header.Del("Webhook-Id"); r.Header.Del("Webhook-Timestamp") },
+			func(r *http.Request) { r.Header.Set("Webhook-Id", "ord_8F3KQ2"); r.Header.Set("Webhook-Timestamp", "1789480992") }},
+	} {
+		if err := send(s, false); webhook.Classify(err) != webhook.Credentials {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if st := snk.Stats(); st.Accepted != 1 || st.Unauthorized != 7 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -73,5 +85,24 @@ func (m mutatingSigner) Sign(r *http.Request, body []byte) error {
 		return err
 	}
 	r.Header.Set("Content-Digest", webhook.ContentDigest(bytes.TrimSpace(body)))
+	return nil
+}
+
+// hookSigner changes the request before and after its signer signs it.
+type hookSigner struct {
+	webhook.Signer
+	before, after func(*http.Request)
+}
+
+func (h hookSigner) Sign(r *http.Request, body []byte) error {
+	if h.before != nil {
+		h.before(r)
+	}
+	if err := h.Signer.Sign(r, body); err != nil {
+		return err
+	}
+	if h.after != nil {
+		h.after(r)
+	}
 	return nil
 }

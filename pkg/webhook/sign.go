@@ -34,8 +34,10 @@ func ContentDigest(body []byte) string {
 // RFC9421Signer signs UCP 2026-04-08 webhook requests with HTTP Message Signatures
 // (RFC 9421) and ES256: it sets Content-Digest, UCP-Agent, Signature-Input and Signature.
 // The covered components are the ones UCP requires: "@method", "@authority", "@path",
-// "@query" when there is a query string, "ucp-agent" when the header is sent, and
-// "content-digest" and "content-type" for a body. No alg parameter is sent; the
+// "@query" when there is a query string, "ucp-agent" when the header is sent,
+// "webhook-id" and "webhook-timestamp" when those headers are set (a delivery's identity:
+// a captured body cannot be replayed under another id or time), and "content-digest" and
+// "content-type" for a body. No alg parameter is sent; the
 // signature is the raw 64-byte r||s, not DER.
 type RFC9421Signer struct {
 	// KeyID is the kid of the key in the merchant's /.well-known/ucp signing_keys.
@@ -78,6 +80,11 @@ func (s *RFC9421Signer) Sign(r *http.Request, body []byte) error {
 		}
 		r.Header.Set("UCP-Agent", v)
 		components = append(components, "ucp-agent")
+	}
+	for _, h := range []string{"Webhook-Id", "Webhook-Timestamp"} {
+		if r.Header.Get(h) != "" {
+			components = append(components, strings.ToLower(h))
+		}
 	}
 	if body != nil {
 		r.Header.Set("Content-Digest", ContentDigest(body))

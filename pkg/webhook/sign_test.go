@@ -155,6 +155,37 @@ func TestRFC9421SignatureOfTheExample(t *testing.T) {
 	}
 }
 
+// A delivery's identity is signed: with Webhook-Id and Webhook-Timestamp set, both are
+// covered (an independent verifier checks the base), so a captured request replayed
+// under another id or time no longer verifies.
+func TestRFC9421CoversTheDeliveryIdentity(t *testing.T) {
+	t.Parallel()
+	key, _ := newES256Key(t)
+	body := []byte(`{"id":"ord_1"}`)
+	s := &webhook.RFC9421Signer{KeyID: "k1", Key: key, Now: func() time.Time { return time.Unix(1789480992, 0) }}
+	r, _ := http.NewRequest(http.MethodPost, "https://partner.example/webhooks/partners/p/events/order", bytes.NewReader(body))
+	r.Header.Set("Webhook-Id", "ord_1")
+	r.Header.Set("Webhook-Timestamp", "1789480992")
+	if err := s.Sign(r, body); err != nil {
+		t.Fatal(err)
+	}
+	base, err := verifyRFC9421(r, body, &key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(base, "\n\"webhook-id\": ord_1\n\"webhook-timestamp\": 1789480992\n") ||
+		!strings.Contains(r.Header.Get("Signature-Input"), `"webhook-id" "webhook-timestamp"`) {
+		t.Fatalf("identity not covered:\n%s\n%s", base, r.Header.Get("Signature-Input"))
+	}
+	for h, v := range map[string]string{"Webhook-Id": "ord_2", "Webhook-Timestamp": "1789480993"} {
+		replayed := r.Clone(context.Background())
+		replayed.Header.Set(h, v)
+		if _, err := verifyRFC9421(replayed, body, &key.PublicKey); err == nil {
+			t.Errorf("replayed under another %s: verified", h)
+		}
+	}
+}
+
 // The sender signs the exact bytes it sends, after the API key went into the query, and
 // covers @query then.
 func TestSenderSignsWhatItSends(t *testing.T) {
