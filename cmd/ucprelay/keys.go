@@ -5,7 +5,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -13,28 +12,9 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
-
-// publicJWK is the public half of an ES256 key as the merchant publishes it in the
-// signing_keys of /.well-known/ucp.
-type publicJWK struct {
-	Kty string `json:"kty"`
-	Crv string `json:"crv"`
-	X   string `json:"x"`
-	Y   string `json:"y"`
-	Kid string `json:"kid"`
-	Use string `json:"use"`
-	Alg string `json:"alg"`
-}
-
-func jwkOf(pub *ecdsa.PublicKey, kid string) (publicJWK, error) {
-	raw, err := pub.Bytes() // uncompressed point: 0x04 || X || Y
-	if err != nil || len(raw) != 65 {
-		return publicJWK{}, errors.New("keys: not a P-256 public key")
-	}
-	enc := base64.RawURLEncoding.EncodeToString
-	return publicJWK{Kty: "EC", Crv: "P-256", X: enc(raw[1:33]), Y: enc(raw[33:]), Kid: kid, Use: "sig", Alg: "ES256"}, nil
-}
 
 func (a *app) keysCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage request signing keys"}
@@ -70,7 +50,7 @@ Configure the key with partners.<id>.signing.key_file and the same key_id.`,
 			if err := f.Close(); err != nil {
 				return fmt.Errorf("keys generate: %w", err)
 			}
-			jwk, err := jwkOf(&key.PublicKey, kid)
+			jwk, err := webhook.PublicJWKOf(&key.PublicKey, kid)
 			if err != nil {
 				return err
 			}

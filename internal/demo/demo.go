@@ -6,6 +6,9 @@ package demo
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,6 +66,9 @@ type Summary struct {
 	// newest accepted snapshot is their expected final order.
 	Delivered, Converged int
 	Invalid, Stale       int
+	// Unverified counts the requests the partner refused for their signature or API key
+	// (must be 0: every request is signed, RFC 9421 with ES256, and verified).
+	Unverified int
 	// Refused counts the requests the partner refused during the outage.
 	Refused int
 	// BreakerOpened counts the breaker's closed→open transitions; Paused reports that
@@ -90,6 +96,10 @@ const (
 	// latePartner is onboarded mid-demo: its order placed before is not ours (never
 	// sent), the one placed after is delivered.
 	latePartner = "shopbot"
+	// signingKeyID and shopProfile are the kid of the run's signing key and the profile
+	// the shop publishes it in.
+	signingKeyID = "demo-es256"
+	shopProfile  = "https://shop.example/.well-known/ucp"
 )
 
 var partners = []string{"google", "acme-agent"}
@@ -153,12 +163,28 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	out.printf("registry   in-process schema registry (franz-go srfake) at %s, %s registered as id %d\n", regURL, avro.Subject(topic), schemaID)
 
 	// 3. The partners: one local sink validating every body against the UCP 2026-04-08
-	// schema and the freshness of every snapshot.
+	// schema and the freshness of every snapshot, and verifying every request's signature
+	// with the public key the shop publishes.
 	val, err := ucpschema.New(string(ucp.V20260408))
 	if err != nil {
 		return sum, err
 	}
-	snk, err := sink.New(sink.Config{Validator: val, APIKey: apiKey, Record: o.Record, OnRequest: func(l sink.Line) {
+	signKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return sum, fmt.Errorf("demo: signing key: %w", err)
+	}
+	pub, err := webhook.PublicJWKOf(&signKey.PublicKey, signingKeyID)
+	if err != nil {
+		return sum, err
+	}
+	pubJSON, err := json.Marshal(pub)
+	if err != nil {
+		return sum, err
+	}
+	out.printf("signing    RFC 9421 (ES256) with a key generated for this run; the shop publishes its public half in\n")
+	out.printf("           %s signing_keys, as `ucprelay keys generate` prints it:\n           %s\n", shopProfile, pubJSON)
+	verifier := &sink.RFC9421Verifier{Keys: map[string]*ecdsa.PublicKey{signingKeyID: &signKey.PublicKey}}
+	snk, err := sink.New(sink.Config{Validator: val, APIKey: apiKey, Verifier: verifier, Record: o.Record, OnRequest: func(l sink.Line) {
 		if o.Quiet {
 			return
 		}
@@ -181,7 +207,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		return sum, err
 	}
 	defer stopSink()
-	out.printf("partners   %s and %s at the validating sink %s (UCP %s schema, API key checked); %s joins later\n\n",
+	out.printf("partners   %s and %s at the validating sink %s (UCP %s schema, API key and signature checked); %s joins later\n\n",
 		partners[0], partners[1], sinkURL, ucp.V20260408, latePartner)
 
 	// 4. The relay, first with two partners.
@@ -206,8 +232,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			}
 		},
 	}
+	signer := &webhook.RFC9421Signer{KeyID: signingKeyID, Key: signKey, Profile: shopProfile}
 	for _, p := range partners {
-		rc.Partners[p] = relay.Partner{Version: ucp.V20260408, Endpoint: webhook.Endpoint{Partner: p, BaseURL: sinkURL, APIKey: webhook.NewSecret(apiKey)}}
+		rc.Partners[p] = relay.Partner{Version: ucp.V20260408, Endpoint: webhook.Endpoint{Partner: p, BaseURL: sinkURL, APIKey: webhook.NewSecret(apiKey), Signer: signer}}
 	}
 	sender, err := webhook.NewSender(webhook.WithAttemptTimeout(2 * time.Second))
 	if err != nil {
@@ -323,7 +350,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	// its next order is delivered. Then the operator inspects the dead-letter topic and
 	// replays the poison record, which is dead-lettered again (replay is harmless).
 	out.printf("\n---- the operator adds partner %s to the configuration and restarts the relay\n", latePartner)
-	rc.Partners[latePartner] = relay.Partner{Version: ucp.V20260408, Endpoint: webhook.Endpoint{Partner: latePartner, BaseURL: sinkURL, APIKey: webhook.NewSecret(apiKey)}}
+	rc.Partners[latePartner] = relay.Partner{Version: ucp.V20260408, Endpoint: webhook.Endpoint{Partner: latePartner, BaseURL: sinkURL, APIKey: webhook.NewSecret(apiKey), Signer: signer}}
 	rc.TransactionalID = "ucprelay-demo-2"
 	second, err := startRelay(ctx, rc, kopts, codec, sender)
 	if err != nil {
@@ -375,7 +402,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		sum.Leaked++
 	}
 	st := snk.Stats()
-	sum.Delivered, sum.Invalid, sum.Stale = st.Accepted, st.Invalid, st.Stale
+	sum.Delivered, sum.Invalid, sum.Stale, sum.Unverified = st.Accepted, st.Invalid, st.Stale, st.Unauthorized
 	for id, body := range want {
 		if d, ok := snk.Latest(id); ok && oracle.SameJSON(d.Body, body) {
 			sum.Converged++
@@ -385,6 +412,8 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	switch {
 	case sum.Invalid != 0 || sum.Stale != 0:
 		return sum, errors.New("demo: the partner saw invalid or stale bodies")
+	case sum.Unverified != 0:
+		return sum, fmt.Errorf("demo: the partner refused %d requests for their signature or API key", sum.Unverified)
 	case sum.Converged != sum.Orders:
 		return sum, fmt.Errorf("demo: %d of %d orders converged", sum.Converged, sum.Orders)
 	case sum.BreakerOpened == 0:
@@ -514,6 +543,7 @@ func printSummary(out *lockedWriter, s Summary, took time.Duration) {
 	row("orders at their final state", s.Converged)
 	row("invalid", s.Invalid)
 	row("stale", s.Stale)
+	row("signature or API key refused", s.Unverified)
 	row("requests refused in the outage", s.Refused)
 	row("breaker opened", s.BreakerOpened)
 	row("fetching paused", s.Paused)

@@ -14,7 +14,8 @@ import (
 // outage opens the breaker and pauses fetching, every order converges, the late
 // partner's order placed before it was configured is never sent and the one after is,
 // the poison record is replayed (and dead-lettered again), and the record file holds
-// every request without the API key.
+// every request without the API key. Every request is signed and the sink verifies each
+// one with the public JWK the demo prints.
 func TestDemoEndToEnd(t *testing.T) {
 	t.Parallel()
 	var out, rec bytes.Buffer
@@ -24,7 +25,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	if sum.Converged != 17 || sum.Invalid != 0 || sum.Stale != 0 || sum.BreakerOpened == 0 || !sum.Paused || sum.Refused == 0 ||
 		sum.DeadLetters != 1 || sum.DeadLettersByReason["unknown_framing"] != 1 || sum.Replayed != 1 || sum.DeadLettersAfter != 2 ||
-		sum.NotOurs != 1 || sum.Leaked != 0 {
+		sum.NotOurs != 1 || sum.Leaked != 0 || sum.Unverified != 0 {
 		t.Fatalf("summary %+v\n%s", sum, out.String())
 	}
 	if n := strings.Count(rec.String(), "\n"); n != sum.Delivered+sum.Refused {
@@ -33,7 +34,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	if strings.Contains(rec.String(), "demo-api-key") {
 		t.Fatal("record file leaks the API key")
 	}
-	for _, want := range []string{"progress", "PAUSED", "closed -> open", "half-open -> closed", "$ ucprelay dlq replay", "summary"} {
+	for _, want := range []string{`"kty":"EC","crv":"P-256"`, "signature checked", "progress", "PAUSED", "closed -> open", "half-open -> closed", "$ ucprelay dlq replay", "summary"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("narration lacks %q", want)
 		}
