@@ -23,9 +23,10 @@ func (a *app) demoCmd() *cobra.Command {
 		Use:   "demo",
 		Short: "Run the whole flow in one process: embedded broker, registry, generator, relay and validating sink",
 		Long: `demo needs no setup. It starts an embedded Kafka broker (kfake), an in-process schema
-registry and a local partner sink that validates every body against the UCP schema,
-checks every snapshot's freshness and verifies every request's RFC 9421 signature (ES256,
-with a key generated for the run, whose public JWK it prints as a shop publishes it). It streams realistic order lifecycles (placements,
+registry and two local partner sinks that validate every body against the UCP schema of
+their partner's version (2026-04-08, 2026-01-23), check every snapshot's freshness and
+verify every request's signature (RFC 9421, and the detached JWS of 2026-01-xx; ES256 with
+a key generated for the run, whose public JWK it prints as a shop publishes it). It streams realistic order lifecycles (placements,
 shipments, deliveries, returns, refunds, cancellations) for two partners as Avro (both
 framings), with live progress; takes the partner down mid-stream (the breaker opens,
 deliveries wait, fetching pauses at the pending bound) and brings it back; dead-letters a

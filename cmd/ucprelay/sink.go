@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ucprelay/ucprelay/internal/sink"
+	"github.com/ucprelay/ucprelay/pkg/ucp"
 	"github.com/ucprelay/ucprelay/pkg/ucpschema"
 )
 
@@ -56,6 +57,9 @@ receives as a JSON line (API keys redacted).`,
 					return fmt.Errorf("--verify-key: %w", err)
 				}
 				cfg.Verifier = &sink.RFC9421Verifier{Keys: keys, MaxAge: 5 * time.Minute}
+				if version != string(ucp.V20260408) { // 2026-01-xx: a detached JWS in Request-Signature
+					cfg.Verifier = &sink.JWSVerifier{Keys: keys}
+				}
 			}
 			if record != "" {
 				f, err := os.OpenFile(record, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -107,7 +111,7 @@ receives as a JSON line (API keys redacted).`,
 	f.StringVar(&record, "record", "", "append every request as a JSON line to this file")
 	f.StringVar(&prefix, "path-prefix", "", "path prefix before /webhooks/..., e.g. /v1")
 	f.StringVar(&keyEnv, "api-key-env", "", "environment variable holding the expected API key (default: any key accepted)")
-	f.StringVar(&verifyKey, "verify-key", "", "verify RFC 9421 signatures with these public keys (a JWK, a JWK set or a UCP signing_keys object)")
+	f.StringVar(&verifyKey, "verify-key", "", "verify signatures with these public keys (a JWK, a JWK set or a UCP signing_keys object): RFC 9421 for 2026-04-08, the detached JWS of Request-Signature for 2026-01-xx")
 	f.DurationVar(&latency, "latency", 0, "delay every answer")
 	f.Float64Var(&failRate, "fail-rate", 0, "fraction of requests answered with --fail-status")
 	f.IntVar(&failStatus, "fail-status", http.StatusServiceUnavailable, "status of injected failures")

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -37,6 +38,7 @@ import (
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
+	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
 	"github.com/ucprelay/ucprelay/pkg/ucpschema"
 	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
@@ -102,7 +104,11 @@ const (
 	shopProfile  = "https://shop.example/.well-known/ucp"
 )
 
-var partners = []string{"google", "acme-agent"}
+var partners = []string{"google", legacyPartner}
+
+// legacyPartner is the partner on UCP 2026-01-23: its own sink, bodies with event_id and
+// created_time, signed with a detached JWS.
+const legacyPartner = "acme-agent"
 
 // Run runs the demo: it streams order lifecycles for several partners through the relay
 // into the validating sink, takes the partner down for a while (the breaker opens,
@@ -183,8 +189,12 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	out.printf("signing    RFC 9421 (ES256) with a key generated for this run; the shop publishes its public half in\n")
 	out.printf("           %s signing_keys, as `ucprelay keys generate` prints it:\n           %s\n", shopProfile, pubJSON)
-	verifier := &sink.RFC9421Verifier{Keys: map[string]*ecdsa.PublicKey{signingKeyID: &signKey.PublicKey}}
-	snk, err := sink.New(sink.Config{Validator: val, APIKey: apiKey, Verifier: verifier, Record: o.Record, OnRequest: func(l sink.Line) {
+	keys := map[string]*ecdsa.PublicKey{signingKeyID: &signKey.PublicKey}
+	var record io.Writer
+	if o.Record != nil {
+		record = &lockedWriter{w: o.Record} // both sinks write lines to it
+	}
+	onRequest := func(l sink.Line) {
 		if o.Quiet {
 			return
 		}
@@ -198,17 +208,33 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			verdict = "refused: " + l.Error
 		}
 		out.printf("partner    %-4d %-44s order %-14s %s\n", l.Status, l.Path, b.ID, verdict)
-	}})
+	}
+	main, err := sink.New(sink.Config{Validator: val, APIKey: apiKey, Verifier: &sink.RFC9421Verifier{Keys: keys}, Record: record, OnRequest: onRequest})
 	if err != nil {
 		return sum, err
 	}
-	sinkURL, stopSink, err := serve(ctx, snk)
+	legacyVal, err := ucpschema.New(string(ucp.V20260123))
+	if err != nil {
+		return sum, err
+	}
+	legacy, err := sink.New(sink.Config{Validator: legacyVal, APIKey: apiKey, Verifier: &sink.JWSVerifier{Keys: keys}, Record: record, OnRequest: onRequest})
+	if err != nil {
+		return sum, err
+	}
+	snk := &partnerSinks{main: main, legacy: legacy}
+	sinkURL, stopSink, err := serve(ctx, main)
 	if err != nil {
 		return sum, err
 	}
 	defer stopSink()
-	out.printf("partners   %s and %s at the validating sink %s (UCP %s schema, API key and signature checked); %s joins later\n\n",
-		partners[0], partners[1], sinkURL, ucp.V20260408, latePartner)
+	legacyURL, stopLegacy, err := serve(ctx, legacy)
+	if err != nil {
+		return sum, err
+	}
+	defer stopLegacy()
+	out.printf("partners   %s at the validating sink %s (UCP %s schema, API key and RFC 9421 signature checked),\n"+
+		"           %s at %s (UCP %s schema, API key and detached JWS checked); %s joins later\n\n",
+		partners[0], sinkURL, ucp.V20260408, legacyPartner, legacyURL, ucp.V20260123, latePartner)
 
 	// 4. The relay, first with two partners.
 	var mu sync.Mutex
@@ -233,9 +259,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		},
 	}
 	signer := &webhook.RFC9421Signer{KeyID: signingKeyID, Key: signKey, Profile: shopProfile}
-	for _, p := range partners {
-		rc.Partners[p] = relay.Partner{Version: ucp.V20260408, Endpoint: webhook.Endpoint{Partner: p, BaseURL: sinkURL, APIKey: webhook.NewSecret(apiKey), Signer: signer}}
-	}
+	rc.Partners[partners[0]] = relay.Partner{Version: ucp.V20260408, Endpoint: webhook.Endpoint{Partner: partners[0], BaseURL: sinkURL, APIKey: webhook.NewSecret(apiKey), Signer: signer}}
+	rc.Partners[legacyPartner] = relay.Partner{Version: ucp.V20260123, Endpoint: webhook.Endpoint{Partner: legacyPartner, BaseURL: legacyURL, APIKey: webhook.NewSecret(apiKey),
+		Signer: &webhook.DetachedJWSSigner{KeyID: signingKeyID, Key: signKey}}}
 	sender, err := webhook.NewSender(webhook.WithAttemptTimeout(2 * time.Second))
 	if err != nil {
 		return sum, err
@@ -260,6 +286,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	byOrder[onboardedOrder.OrderID] = []orderevents.Event{onboardedOrder}
 	want, err := oracle.Bodies(byOrder)
 	if err != nil {
+		return sum, err
+	}
+	if err := snk.expect(byOrder, want); err != nil {
 		return sum, err
 	}
 	encode := func(i int, ev orderevents.Event) ([]byte, error) {
@@ -307,14 +336,14 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if err := wait.Sleep(ctx, 1500*time.Millisecond); err != nil {
 		return sum, err
 	}
-	out.printf("\n---- the partner goes down for %s: the breaker opens, deliveries wait, fetching pauses at %d pending\n", o.Outage, rc.MaxPending)
+	out.printf("\n---- the partners go down for %s: the breakers open, deliveries wait, fetching pauses at %d pending\n", o.Outage, rc.MaxPending)
 	snk.StartOutage()
 	if err := wait.Sleep(ctx, o.Outage); err != nil {
 		return sum, err
 	}
 	sum.Refused = snk.Stats().Injected
 	snk.EndOutage()
-	out.printf("---- the partner is back after refusing %d requests\n\n", sum.Refused)
+	out.printf("---- the partners are back after refusing %d requests\n\n", sum.Refused)
 	if err := <-produced; err != nil {
 		return sum, err
 	}
@@ -403,8 +432,8 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	st := snk.Stats()
 	sum.Delivered, sum.Invalid, sum.Stale, sum.Unverified = st.Accepted, st.Invalid, st.Stale, st.Unauthorized
-	for id, body := range want {
-		if d, ok := snk.Latest(id); ok && oracle.SameJSON(d.Body, body) {
+	for id := range want {
+		if snk.converged(id) {
 			sum.Converged++
 		}
 	}
@@ -474,14 +503,14 @@ func workload(orders int, at time.Time) (map[string][]orderevents.Event, []order
 
 // waitConverged waits until the newest accepted snapshot of every order that include
 // selects is its expected final order.
-func waitConverged(ctx context.Context, snk *sink.Sink, want map[string][]byte, include func(string) bool) error {
+func waitConverged(ctx context.Context, snk *partnerSinks, want map[string][]byte, include func(string) bool) error {
 	for {
 		missing := ""
-		for id, body := range want {
+		for id := range want {
 			if !include(id) {
 				continue
 			}
-			if d, ok := snk.Latest(id); !ok || !oracle.SameJSON(d.Body, body) {
+			if !snk.converged(id) {
 				missing = id
 				break
 			}
@@ -497,7 +526,7 @@ func waitConverged(ctx context.Context, snk *sink.Sink, want map[string][]byte, 
 
 // progress prints a status line every second until the returned function is called.
 func progress(ctx context.Context, out *lockedWriter, began time.Time, stats func() relay.Stats, health func() relay.Health,
-	snk *sink.Sink, mu *sync.Mutex, sum *Summary) func() {
+	snk *partnerSinks, mu *sync.Mutex, sum *Summary) func() {
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -575,8 +604,88 @@ type lockedWriter struct {
 	w  io.Writer
 }
 
+// Write writes p whole: a sink's record line, while the other sink may write too.
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 func (l *lockedWriter) printf(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintf(l.w, format, args...)
 }
+
+// partnerSinks are the demo's two partner endpoints: the 2026-04-08 one (every partner
+// but the legacy one) and the 2026-01-23 one, with the bodies each order should end at.
+type partnerSinks struct {
+	main, legacy *sink.Sink
+	// partner of each order, and its final body in that partner's version.
+	partner map[string]string
+	want    map[string][]byte
+}
+
+// expect records the orders' partners and final bodies (want holds 2026-04-08 ones).
+func (p *partnerSinks) expect(byOrder map[string][]orderevents.Event, want map[string][]byte) error {
+	p.partner, p.want = map[string]string{}, map[string][]byte{}
+	for id, evs := range byOrder {
+		p.partner[id], p.want[id] = evs[0].PartnerID, want[id]
+		if evs[0].PartnerID != legacyPartner {
+			continue
+		}
+		s, err := fold.Fold(evs)
+		if err != nil {
+			return fmt.Errorf("demo: order %s: %w", id, err)
+		}
+		// The envelope's fields are left out of the comparison (sameOrder).
+		if p.want[id], err = ucp.Marshal(s.Order, ucp.V20260123, ucp.Envelope{EventID: "-", CreatedTime: time.Unix(1, 0)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *partnerSinks) of(orderID string) *sink.Sink {
+	if p.partner[orderID] == legacyPartner {
+		return p.legacy
+	}
+	return p.main
+}
+
+// Latest is the newest snapshot of the order its partner accepted.
+func (p *partnerSinks) Latest(orderID string) (sink.Delivery, bool) {
+	return p.of(orderID).Latest(orderID)
+}
+
+// converged reports whether the order's newest accepted snapshot is its final order.
+func (p *partnerSinks) converged(orderID string) bool {
+	d, ok := p.Latest(orderID)
+	return ok && sameOrder(d.Body, p.want[orderID])
+}
+
+// sameOrder compares two bodies as JSON, without the 2026-01-xx envelope fields.
+func sameOrder(a, b []byte) bool {
+	var x, y map[string]any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	for _, k := range []string{"event_id", "created_time"} {
+		delete(x, k)
+		delete(y, k)
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// Stats adds up what both sinks saw.
+func (p *partnerSinks) Stats() sink.Stats {
+	a, b := p.main.Stats(), p.legacy.Stats()
+	return sink.Stats{Received: a.Received + b.Received, Accepted: a.Accepted + b.Accepted, Duplicates: a.Duplicates + b.Duplicates,
+		Invalid: a.Invalid + b.Invalid, Stale: a.Stale + b.Stale, Unauthorized: a.Unauthorized + b.Unauthorized, Injected: a.Injected + b.Injected}
+}
+
+// StartOutage takes both partners down; EndOutage brings them back.
+func (p *partnerSinks) StartOutage() { p.main.StartOutage(); p.legacy.StartOutage() }
+
+// EndOutage brings both partners back.
+func (p *partnerSinks) EndOutage() { p.main.EndOutage(); p.legacy.EndOutage() }
