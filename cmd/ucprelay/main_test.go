@@ -139,6 +139,8 @@ func TestKeysGenerate(t *testing.T) {
 		}
 		body := []byte(`{"id":"ord_1"}`)
 		r := httptest.NewRequest(http.MethodPost, "https://partner.example/webhooks/partners/p/events/order", bytes.NewReader(body))
+		r.Header.Set("Webhook-Id", "ord_1")
+		r.Header.Set("Webhook-Timestamp", "1789480992")
 		if err := (&webhook.RFC9421Signer{KeyID: "shop-2026-11", Key: key}).Sign(r, body); err != nil {
 			t.Fatal(err)
 		}
