@@ -144,12 +144,59 @@ func TestKeysGenerate(t *testing.T) {
 		if err := (&webhook.RFC9421Signer{KeyID: "shop-2026-11", Key: key}).Sign(r, body); err != nil {
 			t.Fatal(err)
 		}
-		if err := (&sink.RFC9421Verifier{Keys: keys}).Verify(r, body); err != nil {
+		if err := (&sink.RFC9421Verifier{Keys: keys.EC}).Verify(r, body); err != nil {
 			t.Fatalf("the published key does not verify: %v", err)
 		}
 	}
 	if _, err := run(t, nil, "keys", "generate", "--out", out, "--kid", "again"); err == nil {
 		t.Fatal("an existing key was overwritten")
+	}
+}
+
+// keys generate --alg EdDSA writes an Ed25519 PEM the signer loads and prints its OKP
+// JWK, which the sink reads and verifies the key's RFC 9421 signatures with.
+func TestKeysGenerateEdDSA(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "sign-ed.pem")
+	printed, err := run(t, nil, "keys", "generate", "--alg", "EdDSA", "--out", out, "--kid", "shop-ed")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, printed)
+	}
+	var jwk struct{ Kty, Crv, X, Y, Kid, Alg string }
+	if err := json.Unmarshal([]byte(printed), &jwk); err != nil || jwk.Kty != "OKP" || jwk.Crv != "Ed25519" || jwk.Alg != "EdDSA" || jwk.Y != "" || jwk.Kid != "shop-ed" {
+		t.Fatalf("JWK %+v (%v)\n%s", jwk, err, printed)
+	}
+	pemBytes, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := webhook.ParseEd25519Key(pemBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := webhook.ParseES256Key(pemBytes); err == nil {
+		t.Fatal("an Ed25519 key read as ES256")
+	}
+	keys, err := sink.ParsePublicKeys([]byte(`{"keys":[` + printed + `]}`))
+	if err != nil || len(keys.Ed) != 1 {
+		t.Fatalf("keys %+v: %v", keys, err)
+	}
+	body := []byte(`{"id":"ord_1"}`)
+	r := httptest.NewRequest(http.MethodPost, "https://partner.example/webhooks/partners/p/events/order", bytes.NewReader(body))
+	r.Header.Set("Webhook-Id", "ord_1")
+	r.Header.Set("Webhook-Timestamp", "1789480992")
+	if err := (&webhook.RFC9421Signer{KeyID: "shop-ed", EdKey: key}).Sign(r, body); err != nil {
+		t.Fatal(err)
+	}
+	v := &sink.RFC9421Verifier{Keys: keys.EC, EdKeys: keys.Ed}
+	if err := v.Verify(r, body); err != nil {
+		t.Fatalf("the published Ed25519 key does not verify: %v", err)
+	}
+	if err := v.Verify(r, append(bytes.Clone(body), ' ')); err == nil {
+		t.Fatal("a changed body verified")
+	}
+	if _, err := run(t, nil, "keys", "generate", "--alg", "RS256", "--out", out+".2", "--kid", "x"); err == nil {
+		t.Fatal("an unknown --alg accepted")
 	}
 }
 

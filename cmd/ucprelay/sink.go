@@ -56,9 +56,9 @@ receives as a JSON line (API keys redacted).`,
 				if err != nil {
 					return fmt.Errorf("--verify-key: %w", err)
 				}
-				cfg.Verifier = &sink.RFC9421Verifier{Keys: keys, MaxAge: 5 * time.Minute}
+				cfg.Verifier = &sink.RFC9421Verifier{Keys: keys.EC, EdKeys: keys.Ed, MaxAge: 5 * time.Minute}
 				if version != string(ucp.V20260408) { // 2026-01-xx: a detached JWS in Request-Signature
-					cfg.Verifier = &sink.JWSVerifier{Keys: keys}
+					cfg.Verifier = &sink.JWSVerifier{Keys: keys.EC}
 				}
 			}
 			if record != "" {

@@ -223,16 +223,29 @@ func partner(cfg *config.Config, id string, environ []string, secrets bool) (rel
 		if err != nil {
 			return relay.Partner{}, nil, fmt.Errorf("config: %s.signing.key_file: %w", key, err)
 		}
-		k, err := webhook.ParseES256Key(b)
-		if err != nil {
-			return relay.Partner{}, nil, fmt.Errorf("config: %s.signing.key_file: %w", key, err)
+		alg := sg.Alg
+		if alg == "" {
+			alg = config.AlgES256
 		}
-		if v == ucp.V20260408 {
-			ep.Signer = &webhook.RFC9421Signer{KeyID: sg.KeyID, Key: k, Profile: sg.Profile}
-		} else {
-			ep.Signer = &webhook.DetachedJWSSigner{KeyID: sg.KeyID, Key: k} // 2026-01-xx: detached JWS in Request-Signature
+		switch {
+		case alg == config.AlgEdDSA: // 2026-04-08 only (config.Validate)
+			k, err := webhook.ParseEd25519Key(b)
+			if err != nil {
+				return relay.Partner{}, nil, fmt.Errorf("config: %s.signing.key_file (alg EdDSA): %w", key, err)
+			}
+			ep.Signer = &webhook.RFC9421Signer{KeyID: sg.KeyID, EdKey: k, Profile: sg.Profile}
+		default:
+			k, err := webhook.ParseES256Key(b)
+			if err != nil {
+				return relay.Partner{}, nil, fmt.Errorf("config: %s.signing.key_file (alg ES256): %w", key, err)
+			}
+			if v == ucp.V20260408 {
+				ep.Signer = &webhook.RFC9421Signer{KeyID: sg.KeyID, Key: k, Profile: sg.Profile}
+			} else {
+				ep.Signer = &webhook.DetachedJWSSigner{KeyID: sg.KeyID, Key: k} // 2026-01-xx: detached JWS in Request-Signature
+			}
 		}
-		notes = append(notes, fmt.Sprintf("%s signing key: %s (loaded from %s, key id %s)", key, webhook.Redacted, sg.KeyFile, sg.KeyID))
+		notes = append(notes, fmt.Sprintf("%s signing key: %s (%s, loaded from %s, key id %s)", key, webhook.Redacted, alg, sg.KeyFile, sg.KeyID))
 	}
 	rp.Endpoint = ep
 	return rp, notes, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -86,6 +87,35 @@ partners: {google: {base_url: "https://x", api_key_env: GOOGLE_KEY}}
 	}
 	if ep := s.partners["google"].Endpoint; !ep.APIKey.IsZero() || ep.Signer != nil || len(s.kafka) != 3 {
 		t.Errorf("without partner secrets: key set %v, signer %v, %d Kafka options", !ep.APIKey.IsZero(), ep.Signer, len(s.kafka))
+	}
+}
+
+// signing.alg picks the signer: EdDSA loads an Ed25519 key into the RFC 9421 signer; an
+// Ed25519 key under the default ES256 (or a P-256 one under EdDSA) is refused, naming
+// the partner's key_file.
+func TestWiringSigningAlg(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ed, es := filepath.Join(dir, "ed.pem"), filepath.Join(dir, "es.pem")
+	for _, k := range [][]string{{"EdDSA", ed}, {"ES256", es}} {
+		if out, err := run(t, nil, "keys", "generate", "--alg", k[0], "--out", k[1], "--kid", "k"); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	cfg := func(file, alg string) string {
+		return fmt.Sprintf("kafka: {brokers: [k:9092], input_topic: orders}\npartners: {google: {base_url: \"https://x\", signing: {key_file: %s, key_id: k, alg: %q}}}\n", file, alg)
+	}
+	s, err := wireFile(t, cfg(ed, "EdDSA"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sg, ok := s.partners["google"].Endpoint.Signer.(*webhook.RFC9421Signer); !ok || sg.EdKey == nil || sg.Key != nil {
+		t.Fatalf("signer %#v", s.partners["google"].Endpoint.Signer)
+	}
+	for _, c := range [][]string{{ed, ""}, {es, "EdDSA"}} {
+		if _, err := wireFile(t, cfg(c[0], c[1])); err == nil || !strings.Contains(err.Error(), "google.signing.key_file") {
+			t.Errorf("key %s under alg %q: %v", filepath.Base(c[0]), c[1], err)
+		}
 	}
 }
 

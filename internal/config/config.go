@@ -189,12 +189,20 @@ type Partner struct {
 	TimestampFormat string `koanf:"timestamp_format"`
 }
 
+// The signing algorithms (Signing.Alg).
+const (
+	AlgES256 = "ES256"
+	AlgEdDSA = "EdDSA"
+)
+
 // Signing is a partner's request signing key.
 type Signing struct {
-	// KeyFile holds the P-256 private key as PEM (`ucprelay keys generate` writes one) or
-	// as a JWK. 2026-04-08 partners get RFC 9421 signatures; 2026-01-xx partners a
-	// detached JWS in Request-Signature.
+	// KeyFile holds the private key as PEM (`ucprelay keys generate` writes one) or as a
+	// JWK: P-256 for ES256, Ed25519 for EdDSA. 2026-04-08 partners get RFC 9421
+	// signatures; 2026-01-xx partners a detached JWS in Request-Signature (ES256 only).
 	KeyFile string `koanf:"key_file"`
+	// Alg is the signing algorithm: ES256 (default) or EdDSA (Ed25519, 2026-04-08 only).
+	Alg string `koanf:"alg"`
 	// KeyID is the kid of the key in the merchant's /.well-known/ucp signing_keys.
 	KeyID string `koanf:"key_id"`
 	// Profile is the merchant's profile URL sent in UCP-Agent, e.g.
@@ -439,6 +447,15 @@ func (c *Config) Validate() error {
 			if sg.KeyFile == "" || sg.KeyID == "" {
 				bad(key+".signing", "set both key_file and key_id")
 			}
+		}
+		switch p.Signing.Alg {
+		case "", AlgES256:
+		case AlgEdDSA:
+			if p.UCPVersion != "" && p.UCPVersion != string(ucp.V20260408) {
+				bad(key+".signing.alg", "EdDSA signs 2026-04-08 requests (RFC 9421) only; %s takes a detached JWS with ES256", p.UCPVersion)
+			}
+		default:
+			bad(key+".signing.alg", "%q: want ES256 or EdDSA", p.Signing.Alg)
 		}
 		if p.APIKeyHeader != "" && p.APIKeyQuery != "" {
 			bad(key, "set api_key_header or api_key_query, not both")

@@ -95,6 +95,13 @@ partners:
     ca_file: /nonexistent-ca.pem
     signing:
       key_file: /k.pem
+  legacy:
+    base_url: https://legacy
+    ucp_version: 2026-01-23
+    signing: {key_file: /k.pem, key_id: k1, alg: EdDSA}
+  other:
+    base_url: https://other
+    signing: {key_file: /k.pem, key_id: k1, alg: RS256}
 delivery:
   max_attempts: 0
   attempt_timeout: 5s
@@ -109,7 +116,7 @@ log:
 		t.Fatal("invalid config accepted")
 	}
 	for _, want := range []string{"kafka.brokers", "kafka.input_topic", "partners.google.ucp_version", "delivery.max_attempts", "log.level",
-		"kafka.partitioner", "kafka.group_protocol", "partners.google.timestamp_format", "partners.google.signing",
+		"kafka.partitioner", "kafka.group_protocol", "partners.google.timestamp_format", "partners.google.signing", "partners.legacy.signing.alg", "partners.other.signing.alg",
 		"delivery.max_retry_time", "delivery.breaker.failures_to_trip"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)

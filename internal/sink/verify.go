@@ -2,6 +2,7 @@ package sink
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/sha256"
 	"encoding/json"
@@ -21,11 +22,13 @@ import (
 // RFC9421Verifier checks UCP 2026-04-08 request signatures as a partner would: the
 // Content-Digest matches the body, the signature covers at least @method, @authority,
 // @path, webhook-id, webhook-timestamp, content-digest and content-type (and @query when
-// there is one), its keyid names a known key, and the ES256 r||s signature verifies over
-// the signature base.
+// there is one), its keyid names a known key, and the signature verifies over the
+// signature base: ES256 (raw r||s) for a P-256 key, Ed25519 for an EdDSA one.
 type RFC9421Verifier struct {
-	// Keys are the merchant's public keys by kid.
+	// Keys are the merchant's P-256 public keys by kid.
 	Keys map[string]*ecdsa.PublicKey
+	// EdKeys are the merchant's Ed25519 public keys by kid.
+	EdKeys map[string]ed25519.PublicKey
 	// MaxAge rejects a signature whose created parameter is older. Zero: no limit.
 	MaxAge time.Duration
 }
@@ -75,7 +78,8 @@ func (v *RFC9421Verifier) Verify(r *http.Request, body []byte) error {
 	kidV, _ := inner.Params.Get("keyid")
 	kid, _ := kidV.(string)
 	key, ok := v.Keys[kid]
-	if !ok {
+	edKey, isEd := v.EdKeys[kid]
+	if !ok && !isEd {
 		return fmt.Errorf("key_not_found: keyid %q", kid)
 	}
 	if v.MaxAge > 0 {
@@ -100,7 +104,13 @@ func (v *RFC9421Verifier) Verify(r *http.Request, body []byte) error {
 	item, ok := sm.(httpsfv.Item)
 	raw, isBytes := item.Value.([]byte)
 	if !ok || !isBytes || len(raw) != 64 {
-		return errors.New("signature_invalid: want a 64-byte r||s byte sequence")
+		return errors.New("signature_invalid: want a 64-byte signature byte sequence")
+	}
+	if isEd {
+		if !ed25519.Verify(edKey, []byte(base), raw) {
+			return errors.New("signature_invalid: Ed25519 signature does not verify")
+		}
+		return nil
 	}
 	sum := sha256.Sum256([]byte(base))
 	if !ecdsa.Verify(key, sum[:], new(big.Int).SetBytes(raw[:32]), new(big.Int).SetBytes(raw[32:])) {
@@ -118,40 +128,52 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// PublicKeys are a merchant's public signing keys by kid.
+type PublicKeys struct {
+	EC map[string]*ecdsa.PublicKey  // P-256 (ES256)
+	Ed map[string]ed25519.PublicKey // Ed25519 (EdDSA)
+}
+
 // ParsePublicKeys reads the merchant's public signing keys: one JWK (as `ucprelay keys
-// generate` prints it), a JWK set ({"keys": [...]}), or a UCP profile's signing_keys
-// object ({"signing_keys": [...]}). Every key needs a kid and must be P-256.
-func ParsePublicKeys(data []byte) (map[string]*ecdsa.PublicKey, error) {
+// generate` prints it), a JWK set ({"keys": [...]}, as a newer UCP profile publishes
+// them), or a UCP profile's signing_keys object ({"signing_keys": [...]}). Every key needs
+// a kid and must be P-256 or Ed25519.
+func ParsePublicKeys(data []byte) (PublicKeys, error) {
+	out := PublicKeys{EC: map[string]*ecdsa.PublicKey{}, Ed: map[string]ed25519.PublicKey{}}
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(data, &probe); err != nil {
-		return nil, fmt.Errorf("sink: public keys: %w", err)
+		return PublicKeys{}, fmt.Errorf("sink: public keys: %w", err)
 	}
 	if sk, ok := probe["signing_keys"]; ok {
 		data = []byte(`{"keys":` + string(sk) + `}`)
 	}
 	set, err := jwk.Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("sink: public keys: %w", err)
+		return PublicKeys{}, fmt.Errorf("sink: public keys: %w", err)
 	}
-	out := map[string]*ecdsa.PublicKey{}
 	for i := range set.Len() {
 		k, _ := set.Key(i)
 		kid, ok := k.KeyID()
 		if !ok || kid == "" {
-			return nil, fmt.Errorf("sink: public key %d has no kid", i)
+			return PublicKeys{}, fmt.Errorf("sink: public key %d has no kid", i)
 		}
 		pk, err := jwk.PublicKeyOf(k)
 		if err != nil {
-			return nil, fmt.Errorf("sink: public key %q: %w", kid, err)
+			return PublicKeys{}, fmt.Errorf("sink: public key %q: %w", kid, err)
+		}
+		var ed ed25519.PublicKey
+		if jwk.Export(pk, &ed) == nil && len(ed) == ed25519.PublicKeySize {
+			out.Ed[kid] = ed
+			continue
 		}
 		var pub ecdsa.PublicKey
 		if err := jwk.Export(pk, &pub); err != nil || pub.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("sink: public key %q is not a P-256 EC key", kid)
+			return PublicKeys{}, fmt.Errorf("sink: public key %q is neither a P-256 EC key nor an Ed25519 one", kid)
 		}
-		out[kid] = &pub
+		out.EC[kid] = &pub
 	}
-	if len(out) == 0 {
-		return nil, errors.New("sink: no public keys")
+	if len(out.EC)+len(out.Ed) == 0 {
+		return PublicKeys{}, errors.New("sink: no public keys")
 	}
 	return out, nil
 }

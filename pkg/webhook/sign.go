@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
@@ -37,13 +38,16 @@ func ContentDigest(body []byte) string {
 // "@query" when there is a query string, "ucp-agent" when the header is sent,
 // "webhook-id" and "webhook-timestamp" when those headers are set (a delivery's identity:
 // a captured body cannot be replayed under another id or time), and "content-digest" and
-// "content-type" for a body. No alg parameter is sent; the
-// signature is the raw 64-byte r||s, not DER.
+// "content-type" for a body. No alg parameter is sent (the key's JWK
+// names it); an ES256 signature is the raw 64-byte r||s, not DER; an Ed25519 one (EdKey
+// set instead of Key) the 64 bytes of RFC 8032 over the signature base.
 type RFC9421Signer struct {
 	// KeyID is the kid of the key in the merchant's /.well-known/ucp signing_keys.
 	KeyID string
-	// Key is the P-256 private key.
+	// Key is the P-256 private key (ES256).
 	Key *ecdsa.PrivateKey
+	// EdKey is the Ed25519 private key (EdDSA), used instead of Key when set.
+	EdKey ed25519.PrivateKey
 	// Profile is the merchant's profile URL sent in UCP-Agent, e.g.
 	// https://shop.example.com/.well-known/ucp. Empty: no UCP-Agent header.
 	Profile string
@@ -57,8 +61,12 @@ type RFC9421Signer struct {
 
 // Sign implements [Signer].
 func (s *RFC9421Signer) Sign(r *http.Request, body []byte) error {
-	if s.Key == nil || s.Key.Curve != elliptic.P256() {
-		return errors.New("webhook: RFC 9421 signing needs a P-256 key (ES256)")
+	switch {
+	case len(s.EdKey) == ed25519.PrivateKeySize:
+	case s.EdKey != nil:
+		return errors.New("webhook: RFC 9421 signing: not an Ed25519 private key")
+	case s.Key == nil || s.Key.Curve != elliptic.P256():
+		return errors.New("webhook: RFC 9421 signing needs a P-256 key (ES256) or an Ed25519 key (EdDSA)")
 	}
 	if s.KeyID == "" {
 		return errors.New("webhook: RFC 9421 signing needs a key id")
@@ -113,8 +121,10 @@ func (s *RFC9421Signer) Sign(r *http.Request, body []byte) error {
 	if err != nil {
 		return err
 	}
-	sig, err := signES256(s.Rand, s.Key, []byte(base))
-	if err != nil {
+	var sig []byte
+	if s.EdKey != nil {
+		sig = ed25519.Sign(s.EdKey, []byte(base))
+	} else if sig, err = signES256(s.Rand, s.Key, []byte(base)); err != nil {
 		return err
 	}
 	input := httpsfv.NewDictionary()

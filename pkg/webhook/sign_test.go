@@ -3,7 +3,9 @@ package webhook_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
@@ -59,8 +61,9 @@ const readmeBase = `"@method": POST
 // verifyRFC9421 is a verifier written from RFC 9421 and RFC 9530 for the test, sharing no
 // code with the signer: it parses Signature-Input and Signature by hand, checks the
 // Content-Digest against the body, rebuilds the signature base and verifies the raw r||s
-// ES256 signature. It returns the base it verified.
-func verifyRFC9421(r *http.Request, body []byte, pub *ecdsa.PublicKey) (string, error) {
+// ES256 signature (pub a *ecdsa.PublicKey) or the Ed25519 one (an ed25519.PublicKey). It
+// returns the base it verified.
+func verifyRFC9421(r *http.Request, body []byte, pub crypto.PublicKey) (string, error) {
 	sum := sha256.Sum256(body)
 	if got, want := r.Header.Get("Content-Digest"), "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":"; got != want {
 		return "", fmt.Errorf("content-digest %q, body hashes to %q", got, want)
@@ -98,10 +101,16 @@ func verifyRFC9421(r *http.Request, body []byte, pub *ecdsa.PublicKey) (string, 
 		return "", fmt.Errorf("signature base64: %w", err)
 	}
 	if len(raw) != 64 {
-		return "", fmt.Errorf("signature is %d bytes, want 64 raw r||s", len(raw))
+		return "", fmt.Errorf("signature is %d bytes, want 64", len(raw))
+	}
+	if ed, ok := pub.(ed25519.PublicKey); ok {
+		if !ed25519.Verify(ed, []byte(base), raw) {
+			return base, fmt.Errorf("Ed25519 signature does not verify over\n%s", base)
+		}
+		return base, nil
 	}
 	h := sha256.Sum256([]byte(base))
-	if !ecdsa.Verify(pub, h[:], new(big.Int).SetBytes(raw[:32]), new(big.Int).SetBytes(raw[32:])) {
+	if !ecdsa.Verify(pub.(*ecdsa.PublicKey), h[:], new(big.Int).SetBytes(raw[:32]), new(big.Int).SetBytes(raw[32:])) {
 		return base, fmt.Errorf("signature does not verify over\n%s", base)
 	}
 	return base, nil
@@ -183,6 +192,30 @@ func TestRFC9421CoversTheDeliveryIdentity(t *testing.T) {
 		if _, err := verifyRFC9421(replayed, body, &key.PublicKey); err == nil {
 			t.Errorf("replayed under another %s: verified", h)
 		}
+	}
+}
+
+// EdDSA: an Ed25519 key signs the same signature base, verified by the independent
+// verifier with the public key, and not with another.
+func TestRFC9421Ed25519(t *testing.T) {
+	t.Parallel()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	otherPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	body := []byte(`{"id":"ord_1"}`)
+	r, _ := http.NewRequest(http.MethodPost, "https://partner.example/webhooks/partners/p/events/order", bytes.NewReader(body))
+	r.Header.Set("Webhook-Id", "ord_1")
+	r.Header.Set("Webhook-Timestamp", "1789480992")
+	if err := (&webhook.RFC9421Signer{KeyID: "ed1", EdKey: priv, Profile: "https://shop.example.com/.well-known/ucp"}).Sign(r, body); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verifyRFC9421(r, body, pub); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verifyRFC9421(r, body, otherPub); err == nil {
+		t.Fatal("another Ed25519 key verified")
+	}
+	if err := (&webhook.RFC9421Signer{KeyID: "ed1", EdKey: priv[:10]}).Sign(r, body); err == nil {
+		t.Fatal("a truncated Ed25519 key signed")
 	}
 }
 
