@@ -227,8 +227,8 @@ func partner(cfg *config.Config, id string, environ []string, secrets bool) (rel
 		if alg == "" {
 			alg = config.AlgES256
 		}
-		switch {
-		case alg == config.AlgEdDSA: // 2026-04-08 only (config.Validate)
+		switch alg {
+		case config.AlgEdDSA: // 2026-04-08 only (config.Validate)
 			k, err := webhook.ParseEd25519Key(b)
 			if err != nil {
 				return relay.Partner{}, nil, fmt.Errorf("config: %s.signing.key_file (alg EdDSA): %w", key, err)

@@ -66,7 +66,10 @@ func TestSinkVerifiesSignatures(t *testing.T) {
 		"another Webhook-Id":        hookSigner{good, nil, func(r *http.Request) { r.Header.Set("Webhook-Id", "ord_other") }},
 		"another Webhook-Timestamp": hookSigner{good, nil, func(r *http.Request) { r.Header.Set("Webhook-Timestamp", "1789480993") }},
 		"identity not covered": hookSigner{good, func(r *http.Request) { r.Header.Del("Webhook-Id"); r.Header.Del("Webhook-Timestamp") },
-			func(r *http.Request) { r.Header.Set("Webhook-Id", "ord_8F3KQ2"); r.Header.Set("Webhook-Timestamp", "1789480992") }},
+			func(r *http.Request) {
+				r.Header.Set("Webhook-Id", "ord_8F3KQ2")
+				r.Header.Set("Webhook-Timestamp", "1789480992")
+			}},
 	} {
 		if err := send(s, false); webhook.Classify(err) != webhook.Credentials {
 			t.Errorf("%s: %v", name, err)
