@@ -159,32 +159,24 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // through all of the mapping's rules, the own-schema history on three topics and the
 // mapped one on the example's three, in that order.
 func mappedCase(ctx context.Context, e *Env, mapped *Mapped, s Sample, step func(string, func() (float64, error)) error, tag string) error {
-	if err := step("ucprelay own-schema history sink=0s events/s", func() (float64, error) {
-		rate, p, err := e.RelayOwn(ctx, mapped, "mo"+tag)
-		s["ucprelay own-schema history sink=0s posts"] = float64(p)
-		return rate, err
-	}); err != nil {
-		return err
+	for _, c := range []struct {
+		name, short string
+		relay       func(context.Context, *Mapped, string) (float64, int64, error)
+	}{
+		{"ucprelay own-schema history", "mo", e.RelayOwn},
+		{"ucprelay mapped on 1 topic", "m1", e.RelayMappedOneTopic},
+		{"ucprelay own-schema history on 3 topics", "ms", e.RelayOwnSplit},
+		{"ucprelay mapped", "mm", e.RelayMapped},
+	} {
+		if err := step(c.name+" sink=0s events/s", func() (float64, error) {
+			rate, p, err := c.relay(ctx, mapped, c.short+tag)
+			s[c.name+" sink=0s posts"] = float64(p)
+			return rate, err
+		}); err != nil {
+			return err
+		}
 	}
-	if err := step("ucprelay mapped on 1 topic sink=0s events/s", func() (float64, error) {
-		rate, p, err := e.RelayMappedOneTopic(ctx, mapped, "m1"+tag)
-		s["ucprelay mapped on 1 topic sink=0s posts"] = float64(p)
-		return rate, err
-	}); err != nil {
-		return err
-	}
-	if err := step("ucprelay own-schema history on 3 topics sink=0s events/s", func() (float64, error) {
-		rate, p, err := e.RelayOwnSplit(ctx, mapped, "ms"+tag)
-		s["ucprelay own-schema history on 3 topics sink=0s posts"] = float64(p)
-		return rate, err
-	}); err != nil {
-		return err
-	}
-	return step("ucprelay mapped sink=0s events/s", func() (float64, error) {
-		rate, p, err := e.RelayMapped(ctx, mapped, "mm"+tag)
-		s["ucprelay mapped sink=0s posts"] = float64(p)
-		return rate, err
-	})
+	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
