@@ -16,9 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"reflect"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -38,7 +36,6 @@ import (
 	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
-	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
 	"github.com/ucprelay/ucprelay/pkg/ucpschema"
 	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
@@ -524,31 +521,6 @@ func waitConverged(ctx context.Context, snk *partnerSinks, want map[string][]byt
 	}
 }
 
-// progress prints a status line every second until the returned function is called.
-func progress(ctx context.Context, out *lockedWriter, began time.Time, stats func() relay.Stats, health func() relay.Health,
-	snk *partnerSinks, mu *sync.Mutex, sum *Summary) func() {
-	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for wait.Sleep(pctx, time.Second) == nil {
-			st, h, sk := stats(), health(), snk.Stats()
-			if st.Paused {
-				mu.Lock()
-				sum.Paused = true
-				mu.Unlock()
-			}
-			fetching := "fetching"
-			if st.Paused {
-				fetching = "PAUSED"
-			}
-			out.printf("progress   t=%4.1fs consumed %4d events, %4d snapshots delivered, %2d pending, %s, breakers %v, dead letters %d\n",
-				time.Since(began).Seconds(), st.Consumed, sk.Accepted, st.Pending, fetching, h.Breakers, st.DeadLettered)
-		}
-	}()
-	return func() { cancel(); <-done }
-}
-
 // createTopics creates the state and dead-letter topics as `ucprelay topics create` does.
 func createTopics(ctx context.Context, seeds []string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
@@ -558,31 +530,6 @@ func createTopics(ctx context.Context, seeds []string) error {
 	defer cl.Close()
 	_, err = topics.Create(ctx, topics.NewAdmin(cl), topics.Layout{Input: []string{topic}, State: stateTopic, DeadLetter: dlqTopic}, 1, 1)
 	return err
-}
-
-func printSummary(out *lockedWriter, s Summary, took time.Duration) {
-	out.mu.Lock()
-	defer out.mu.Unlock()
-	tw := tabwriter.NewWriter(out.w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(out.w, "\nsummary (%s)\n", took.Round(100*time.Millisecond))
-	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\t\n", k, v) }
-	row("orders", s.Orders)
-	row("events produced", s.Events)
-	row("snapshots delivered", s.Delivered)
-	row("orders at their final state", s.Converged)
-	row("invalid", s.Invalid)
-	row("stale", s.Stale)
-	row("signature or API key refused", s.Unverified)
-	row("requests refused in the outage", s.Refused)
-	row("breaker opened", s.BreakerOpened)
-	row("fetching paused", s.Paused)
-	for reason, n := range s.DeadLettersByReason {
-		row("dead-lettered: "+reason, n)
-	}
-	row("orders not ours (never sent)", s.NotOurs)
-	row("replayed from the dead-letter topic", s.Replayed)
-	row("dead-letter records after the replay", s.DeadLettersAfter)
-	_ = tw.Flush()
 }
 
 func serve(ctx context.Context, h http.Handler) (string, func(), error) {
@@ -598,94 +545,3 @@ func serve(ctx context.Context, h http.Handler) (string, func(), error) {
 		_ = srv.Shutdown(ctx)
 	}, nil
 }
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-// Write writes p whole: a sink's record line, while the other sink may write too.
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) printf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, format, args...)
-}
-
-// partnerSinks are the demo's two partner endpoints: the 2026-04-08 one (every partner
-// but the legacy one) and the 2026-01-23 one, with the bodies each order should end at.
-type partnerSinks struct {
-	main, legacy *sink.Sink
-	// partner of each order, and its final body in that partner's version.
-	partner map[string]string
-	want    map[string][]byte
-}
-
-// expect records the orders' partners and final bodies (want holds 2026-04-08 ones).
-func (p *partnerSinks) expect(byOrder map[string][]orderevents.Event, want map[string][]byte) error {
-	p.partner, p.want = map[string]string{}, map[string][]byte{}
-	for id, evs := range byOrder {
-		p.partner[id], p.want[id] = evs[0].PartnerID, want[id]
-		if evs[0].PartnerID != legacyPartner {
-			continue
-		}
-		s, err := fold.Fold(evs)
-		if err != nil {
-			return fmt.Errorf("demo: order %s: %w", id, err)
-		}
-		// The envelope's fields are left out of the comparison (sameOrder).
-		if p.want[id], err = ucp.Marshal(s.Order, ucp.V20260123, ucp.Envelope{EventID: "-", CreatedTime: time.Unix(1, 0)}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (p *partnerSinks) of(orderID string) *sink.Sink {
-	if p.partner[orderID] == legacyPartner {
-		return p.legacy
-	}
-	return p.main
-}
-
-// Latest is the newest snapshot of the order its partner accepted.
-func (p *partnerSinks) Latest(orderID string) (sink.Delivery, bool) {
-	return p.of(orderID).Latest(orderID)
-}
-
-// converged reports whether the order's newest accepted snapshot is its final order.
-func (p *partnerSinks) converged(orderID string) bool {
-	d, ok := p.Latest(orderID)
-	return ok && sameOrder(d.Body, p.want[orderID])
-}
-
-// sameOrder compares two bodies as JSON, without the 2026-01-xx envelope fields.
-func sameOrder(a, b []byte) bool {
-	var x, y map[string]any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	for _, k := range []string{"event_id", "created_time"} {
-		delete(x, k)
-		delete(y, k)
-	}
-	return reflect.DeepEqual(x, y)
-}
-
-// Stats adds up what both sinks saw.
-func (p *partnerSinks) Stats() sink.Stats {
-	a, b := p.main.Stats(), p.legacy.Stats()
-	return sink.Stats{Received: a.Received + b.Received, Accepted: a.Accepted + b.Accepted, Duplicates: a.Duplicates + b.Duplicates,
-		Invalid: a.Invalid + b.Invalid, Stale: a.Stale + b.Stale, Unauthorized: a.Unauthorized + b.Unauthorized, Injected: a.Injected + b.Injected}
-}
-
-// StartOutage takes both partners down; EndOutage brings them back.
-func (p *partnerSinks) StartOutage() { p.main.StartOutage(); p.legacy.StartOutage() }
-
-// EndOutage brings both partners back.
-func (p *partnerSinks) EndOutage() { p.main.EndOutage(); p.legacy.EndOutage() }
