@@ -32,12 +32,9 @@ type Sent struct {
 // The first send of an order adds all its events, so its id is s.WebhookID.
 func (s *Snapshot) Identity(events []orderevents.Event, sent Sent, digest func() []byte) string {
 	var primary *orderevents.Event
-	if sent.Version >= 0 && sent.Version < int64(len(events)) {
-		for i := range events[sent.Version:] {
-			ev := &events[int(sent.Version)+i]
-			if primary == nil || newer(ev, primary) {
-				primary = ev
-			}
+	for i := max(sent.Version, 0); i < int64(len(events)); i++ {
+		if ev := &events[i]; primary == nil || newer(ev, primary) {
+			primary = ev
 		}
 	}
 	if primary != nil {
