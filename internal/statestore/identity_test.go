@@ -150,3 +150,36 @@ func ids(evs []orderevents.Event) []string {
 	}
 	return out
 }
+
+// When the primary event's id is taken (or nothing was added), the id falls back to a
+// digest of the body: two different bodies of the same order and version get different
+// ids, on every version (a 2026-01-xx body needs an envelope to render at all).
+func TestWebhookIDDigestFallbackTellsBodiesApart(t *testing.T) {
+	t.Parallel()
+	for _, partner := range []string{"google", "legacy"} {
+		evs := gen.Lifecycle("ord_digest", partner, 7, time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC))
+		other := slices.Clone(evs)
+		for i, ev := range other {
+			if p, ok := ev.Payload.(orderevents.FulfillmentRecorded); ok {
+				p.TrackingNumber = "changed"
+				other[i].Payload = p
+				break
+			}
+		}
+		var ids []string
+		for _, set := range [][]orderevents.Event{evs, other} {
+			n := int64(len(set))
+			// Everything was sent already: the same version rendered again adds nothing.
+			o := &statestore.Order{Events: set, Placed: true, Record: &statestore.Record{OrderID: "ord_digest", Partner: partner, Version: n,
+				Acked: statestore.Delivery{Version: n, Stamp: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), WebhookID: "acked"}}}
+			s, err := o.Render(nil, nil, statestore.NextEnvelope, partners, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, s.Envelope.WebhookID)
+		}
+		if ids[0] == ids[1] || ids[0] == "acked" {
+			t.Errorf("%s: two bodies got Webhook-Ids %q and %q", partner, ids[0], ids[1])
+		}
+	}
+}

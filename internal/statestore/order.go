@@ -115,6 +115,9 @@ type Snapshot struct {
 	Body []byte
 }
 
+// digestEnvelope stands in for the envelope in the body digest of a Webhook-Id.
+var digestEnvelope = ucp.Envelope{EventID: "-", CreatedTime: time.Unix(0, 0).UTC()}
+
 // Render derives what the partner gets from the order: the snapshot (snap, or the fold
 // of the stored events when snap is nil), its envelope by rule, and the body rendered in
 // the partner's version. events are snap's events in stored order (nil: the order's own,
@@ -150,8 +153,9 @@ func (o *Order) Render(snap *fold.Snapshot, events []orderevents.Event, rule Env
 		s.Envelope = fold.NextEnvelope(snap, rec.LastStamp(), now)
 		sent := fold.Sent{Version: max(rec.Acked.Version, rec.Pending.Version), IDs: []string{rec.Acked.WebhookID, rec.Pending.WebhookID}}
 		s.Envelope.WebhookID = snap.Identity(events, sent, func() []byte {
-			// The body without its envelope: what the partner's entity is.
-			b, err := ucp.Marshal(snap.Order, v, ucp.Envelope{})
+			// The body apart from its envelope: a fixed one stands in for it (2026-01-xx
+			// bodies carry event_id and created_time and do not render without them).
+			b, err := ucp.Marshal(snap.Order, v, digestEnvelope)
 			if err != nil {
 				return nil // Marshal below fails the same way
 			}
