@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/ucprelay/ucprelay/internal/oracle"
 	"github.com/ucprelay/ucprelay/internal/sink"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp"
@@ -21,8 +22,12 @@ type partnerSinks struct {
 	want    map[string][]byte
 }
 
-// expect records the orders' partners and final bodies (want holds 2026-04-08 ones).
-func (p *partnerSinks) expect(byOrder map[string][]orderevents.Event, want map[string][]byte) error {
+// expect records the orders' partners and final bodies, in each partner's version.
+func (p *partnerSinks) expect(byOrder map[string][]orderevents.Event) error {
+	want, err := oracle.Bodies(byOrder) // 2026-04-08
+	if err != nil {
+		return err
+	}
 	p.partner, p.want = map[string]string{}, map[string][]byte{}
 	for id, evs := range byOrder {
 		p.partner[id], p.want[id] = evs[0].PartnerID, want[id]
