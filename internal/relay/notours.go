@@ -41,16 +41,20 @@ func (r *Relay) markNotOurs(w *keyWork, partner string, events int) {
 // notOursOrder is an order a transaction marks not ours.
 type notOursOrder struct{ key, partner string }
 
-// skipNotOurs passes over the records of an order that is not ours; a `state drop`
-// request removes the marker.
-func (r *Relay) skipNotOurs(w *keyWork) {
-	for _, rec := range w.recs {
+// skipNotOurs passes over the records of an order that is not ours, up to a `state drop`
+// request, which removes the marker: the records after it (a corrected placement
+// fetched in the same poll) are the order's again, left in w.recs for the caller to
+// process; it reports whether there are any.
+func (r *Relay) skipNotOurs(w *keyWork) bool {
+	for i, rec := range w.recs {
 		if deadletter.ReplayKindOf(rec.Headers) == deadletter.RequestDrop {
 			r.drop(w, rec)
-			continue
+			w.recs = w.recs[i+1:]
+			return len(w.recs) > 0
 		}
 		r.countNotOurs(w, rec.Topic, 1)
 	}
+	return false
 }
 
 // countNotOurs counts n records of not-ours orders, once the transaction commits (a

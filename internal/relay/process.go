@@ -221,8 +221,7 @@ func (r *Relay) internalError(ctx context.Context, b *batch, w *keyWork, v any, 
 
 // processKey folds one order's records of a poll into the batch.
 func (r *Relay) processKey(ctx context.Context, b *batch, w *keyWork) error {
-	if statestore.IsNotOurs(w.sp.value(w.key)) {
-		r.skipNotOurs(w)
+	if statestore.IsNotOurs(w.sp.value(w.key)) && !r.skipNotOurs(w) {
 		return nil
 	}
 	src := deadletter.FromSource

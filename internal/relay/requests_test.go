@@ -41,8 +41,11 @@ func TestStateDropRealKafka(t *testing.T) {
 	at := time.Now().Add(-time.Hour)
 	parked := gen.Placed("ord_parked", "google", 3, at)
 	theirs := gen.Placed("ord_theirs", "nobody", 4, at)
-	e.produce(ctx, parked, theirs)
-	waitStats(ctx, t, run.r, func(st relay.Stats) bool { return st.Parked >= 1 && st.NotOursOrders == 1 })
+	// Its drop and its corrected placement arrive in one batch, so one poll: the records
+	// after the drop are the order's again.
+	together := gen.Placed("ord_together", "nobody", 5, at)
+	e.produce(ctx, parked, theirs, together)
+	waitStats(ctx, t, run.r, func(st relay.Stats) bool { return st.Parked >= 1 && st.NotOursOrders == 2 })
 
 	drop := func(id string) *kgo.Record {
 		return &kgo.Record{Key: []byte(id), Value: deadletter.EncodeReference(deadletter.Reference{OrderID: id}),
@@ -54,7 +57,16 @@ func TestStateDropRealKafka(t *testing.T) {
 	corrected := gen.Placed("ord_theirs", "google", 4, at)
 	corrected.ID = "ord_theirs-corrected"
 	e.produce(ctx, parked, corrected)
-	e.waitConverged(ctx, oracle(t, map[string][]orderevents.Event{"ord_parked": {parked}, "ord_theirs": {corrected}}))
+	togetherCorrected := gen.Placed("ord_together", "google", 5, at)
+	togetherCorrected.ID = "ord_together-corrected"
+	v, err := e.codec.EncodeSingleObject(togetherCorrected)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.prod.ProduceSync(ctx, drop("ord_together"), &kgo.Record{Key: []byte("ord_together"), Value: v}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitConverged(ctx, oracle(t, map[string][]orderevents.Event{"ord_parked": {parked}, "ord_theirs": {corrected}, "ord_together": {togetherCorrected}}))
 	for _, d := range e.snk.History("ord_theirs") {
 		if d.Partner != "google" {
 			t.Errorf("a delivery of ord_theirs went to %q", d.Partner)
