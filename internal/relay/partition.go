@@ -70,6 +70,11 @@ func (r *Relay) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[str
 	if len(assigned) > 0 {
 		r.joined = true
 		r.assignGen++
+		for t, ids := range assigned {
+			for _, id := range ids {
+				r.seedGen[tp{t, id}] = r.assignGen
+			}
+		}
 		go r.seedLags(ctx, assigned, r.assignGen)
 	}
 	for t, ids := range pause {
@@ -274,6 +279,7 @@ func (r *Relay) onRevoked(_ context.Context, cl *kgo.Client, revoked map[string]
 			resume[t] = append(resume[t], id)
 			r.dropHold(tp{t, id})
 			delete(r.lags, tp{t, id})
+			delete(r.seedGen, tp{t, id})
 			if r.rekeyed[t] {
 				continue
 			}

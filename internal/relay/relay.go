@@ -67,8 +67,10 @@ type Relay struct {
 	// lags are the records between the last one fetched and the high watermark
 	// (seeded at assignment, lag.go).
 	lags map[tp]int64
-	// assignGen counts the group's assignments and revocations; seedLags drops an
-	// answer that an assignment change overtook.
+	// seedGen names, per assigned partition, the assignment whose seedLags may still
+	// give it its lag; a revocation removes it, so an answer for a partition no longer
+	// (or again, under a newer assignment) ours is dropped.
+	seedGen   map[tp]uint64
 	assignGen uint64
 	// restoreIssues describes, per partition, a restore that waits or is retried.
 	restoreIssues map[int32]string
@@ -92,7 +94,7 @@ func New(cfg Config, kafkaOpts []kgo.Opt, codec Codec, snd Sender) (*Relay, erro
 	r := &Relay{
 		cfg: cfg, kafka: kafkaOpts, codec: codec, snd: snd, log: cfg.Logger,
 		part: keys.MustNew(cfg.Partitioner), parts: map[int32]*partition{}, paused: map[int32]bool{},
-		held: map[tp]*Hold{}, assignedTP: map[int32]map[string]bool{}, lags: map[tp]int64{}, restoreIssues: map[int32]string{}, restores: map[int32]*restoreTask{}, restoreSlots: make(chan struct{}, 4), isolated: map[string]string{},
+		held: map[tp]*Hold{}, assignedTP: map[int32]map[string]bool{}, lags: map[tp]int64{}, seedGen: map[tp]uint64{}, restoreIssues: map[int32]string{}, restores: map[int32]*restoreTask{}, restoreSlots: make(chan struct{}, 4), isolated: map[string]string{},
 		breakers: map[string]*breaker{}, metrics: newInstruments(),
 	}
 	r.partners = r.cfg.partnersView()
