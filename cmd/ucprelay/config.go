@@ -33,11 +33,18 @@ func (a *app) configFlags(cmd *cobra.Command) {
 // it reads the partners' API keys and signing keys too (only the commands that deliver,
 // or show how secrets resolve, need them).
 func (a *app) loadConfig(file string, flags *pflag.FlagSet, partnerSecrets bool) (*settings, error) {
-	cfg, err := config.Load(config.Sources{File: file, Environ: a.environ, Flags: flags})
+	src := config.Sources{File: file, Environ: a.environ, Flags: flags}
+	cfg, err := config.Load(src)
 	if err != nil {
 		return nil, err
 	}
-	return wire(cfg, a.environ, partnerSecrets)
+	s, err := wire(cfg, a.environ, partnerSecrets)
+	if err != nil {
+		return nil, err
+	}
+	s.configFile = file
+	s.reloadConfig = func() (*config.Config, error) { return config.Load(src) }
+	return s, nil
 }
 
 // layout is the topic layout the configuration names.

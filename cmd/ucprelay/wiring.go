@@ -44,6 +44,10 @@ type settings struct {
 	snd *webhook.Sender
 	// mapper maps the merchant's records to order events; nil without a mapping.
 	mapper *mapping.Mapper
+	// configFile is the file the configuration was read from ("" for none), and
+	// reloadConfig reads it again with the same environment and flags (reload.go).
+	configFile   string
+	reloadConfig func() (*config.Config, error)
 }
 
 // inputs are the mapped topics besides kafka.input_topic: co-partitioned ones, re-keyed
@@ -218,34 +222,14 @@ func partner(cfg *config.Config, id string, environ []string, secrets bool) (rel
 	default:
 		notes = append(notes, fmt.Sprintf("%s api key: %s (%d bytes, from api_key_file %s)", key, webhook.Redacted, len(ep.APIKey.Reveal()), p.APIKeyFile))
 	}
-	if sg := p.Signing; sg.KeyFile != "" {
-		b, err := os.ReadFile(sg.KeyFile)
-		if err != nil {
-			return relay.Partner{}, nil, fmt.Errorf("config: %s.signing.key_file: %w", key, err)
-		}
-		alg := sg.Alg
-		if alg == "" {
-			alg = config.AlgES256
-		}
-		switch alg {
-		case config.AlgEdDSA: // 2026-04-08 only (config.Validate)
-			k, err := webhook.ParseEd25519Key(b)
-			if err != nil {
-				return relay.Partner{}, nil, fmt.Errorf("config: %s.signing.key_file (alg EdDSA): %w", key, err)
-			}
-			ep.Signer = &webhook.RFC9421Signer{KeyID: sg.KeyID, EdKey: k, Profile: sg.Profile}
-		default:
-			k, err := webhook.ParseES256Key(b)
-			if err != nil {
-				return relay.Partner{}, nil, fmt.Errorf("config: %s.signing.key_file (alg ES256): %w", key, err)
-			}
-			if v == ucp.V20260408 {
-				ep.Signer = &webhook.RFC9421Signer{KeyID: sg.KeyID, Key: k, Profile: sg.Profile}
-			} else {
-				ep.Signer = &webhook.DetachedJWSSigner{KeyID: sg.KeyID, Key: k} // 2026-01-xx: detached JWS in Request-Signature
-			}
-		}
-		notes = append(notes, fmt.Sprintf("%s signing key: %s (%s, loaded from %s, key id %s)", key, webhook.Redacted, alg, sg.KeyFile, sg.KeyID))
+	signer, note, err := partnerSigner(key+".signing", p.Signing, v)
+	if err != nil {
+		return relay.Partner{}, nil, err
+	}
+	if signer != nil {
+		// A switch, so that a reload (reload.go) can rotate the key while run runs.
+		ep.Signer = webhook.NewSwitchSigner(signer)
+		notes = append(notes, note)
 	}
 	rp.Endpoint = ep
 	return rp, notes, nil

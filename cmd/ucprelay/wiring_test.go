@@ -109,7 +109,7 @@ func TestWiringSigningAlg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sg, ok := s.partners["google"].Endpoint.Signer.(*webhook.RFC9421Signer); !ok || sg.EdKey == nil || sg.Key != nil {
+	if sg, ok := s.partners["google"].Endpoint.Signer.(*webhook.SwitchSigner).Current().(*webhook.RFC9421Signer); !ok || sg.EdKey == nil || sg.Key != nil {
 		t.Fatalf("signer %#v", s.partners["google"].Endpoint.Signer)
 	}
 	for _, c := range [][]string{{ed, ""}, {es, "EdDSA"}} {

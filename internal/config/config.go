@@ -48,6 +48,8 @@ type Config struct {
 	// Mapping turns the merchant's own records into order events, per input topic
 	// (internal/mapping). Empty: the input carries ucprelay's own event schema.
 	Mapping []MappedTopic `koanf:"mapping"`
+	// Reload re-reads the partners' signing keys while `run` runs.
+	Reload Reload `koanf:"reload"`
 
 	// set holds the keys a source set, so that an explicit zero is told from an unset key.
 	set map[string]bool
@@ -195,7 +197,15 @@ const (
 	AlgEdDSA = "EdDSA"
 )
 
-// Signing is a partner's request signing key.
+// Reload is how `run` picks up a rotated signing key without a restart.
+type Reload struct {
+	// Interval between two looks at the configuration file and the key files; a change
+	// of content reloads the partners' signing keys. 0: only on SIGHUP (which reloads at
+	// any interval).
+	Interval time.Duration `koanf:"interval"`
+}
+
+// Signing is a partner's request signing key, or its keys during a rotation.
 type Signing struct {
 	// KeyFile holds the private key as PEM (`ucprelay keys generate` writes one) or as a
 	// JWK: P-256 for ES256, Ed25519 for EdDSA. 2026-04-08 partners get RFC 9421
@@ -203,11 +213,35 @@ type Signing struct {
 	KeyFile string `koanf:"key_file"`
 	// Alg is the signing algorithm: ES256 (default) or EdDSA (Ed25519, 2026-04-08 only).
 	Alg string `koanf:"alg"`
-	// KeyID is the kid of the key in the merchant's /.well-known/ucp signing_keys.
+	// KeyID is the kid of the key that signs, as published in the merchant's
+	// /.well-known/ucp (keys or signing_keys): KeyFile's, or one of Keys.
 	KeyID string `koanf:"key_id"`
+	// Keys are several keys with their kids, instead of KeyFile, for a rotation: the
+	// next key is loaded (and checked) before it signs, and the one KeyID names signs.
+	Keys []SigningKey `koanf:"keys"`
 	// Profile is the merchant's profile URL sent in UCP-Agent, e.g.
 	// https://shop.example.com/.well-known/ucp.
 	Profile string `koanf:"profile"`
+}
+
+// SigningKey is one of a partner's signing keys.
+type SigningKey struct {
+	KeyID   string `koanf:"key_id"`
+	KeyFile string `koanf:"key_file"`
+	// Alg: ES256 (default) or EdDSA.
+	Alg string `koanf:"alg"`
+}
+
+// KeySet is the partner's keys in one form: Keys, or the single KeyFile with KeyID and
+// Alg. Empty: the partner does not sign.
+func (s Signing) KeySet() []SigningKey {
+	if len(s.Keys) > 0 {
+		return s.Keys
+	}
+	if s.KeyFile == "" {
+		return nil
+	}
+	return []SigningKey{{KeyID: s.KeyID, KeyFile: s.KeyFile, Alg: s.Alg}}
 }
 
 // Delivery is the retry policy.
@@ -261,6 +295,7 @@ func Defaults() Config {
 		Kafka:     Kafka{ClientID: "ucprelay", Group: "ucprelay", StateTopic: "ucprelay.state", RepartitionTopic: "ucprelay.repartition", DeadLetterTopic: "ucprelay.dlq", TransactionalIDPrefix: "ucprelay-"},
 		Telemetry: Telemetry{Listen: ":8080"},
 		Log:       Log{Level: "info"},
+		Reload:    Reload{Interval: 10 * time.Second},
 	}
 }
 
@@ -385,6 +420,9 @@ func (c *Config) Validate() error {
 	// unsetOr reports whether a numeric key is unset (the component's default applies) or
 	// holds an allowed value; an explicit zero is not "unset".
 	unsetOr := func(key string, ok bool) bool { return ok || !c.set[key] }
+	if c.Reload.Interval < 0 {
+		bad("reload.interval", "%s: want 0 (SIGHUP only) or a positive interval such as 10s", c.Reload.Interval)
+	}
 	if len(c.Kafka.Brokers) == 0 {
 		bad("kafka.brokers", "required: list the seed brokers, e.g. [\"kafka-0:9092\"] (env UCPRELAY_KAFKA__BROKERS=a:9092,b:9092)")
 	}
@@ -443,20 +481,7 @@ func (c *Config) Validate() error {
 		default:
 			bad(key+".timestamp_format", "%q: want unix or rfc3339", p.TimestampFormat)
 		}
-		if sg := p.Signing; sg.KeyFile != "" || sg.KeyID != "" {
-			if sg.KeyFile == "" || sg.KeyID == "" {
-				bad(key+".signing", "set both key_file and key_id")
-			}
-		}
-		switch p.Signing.Alg {
-		case "", AlgES256:
-		case AlgEdDSA:
-			if p.UCPVersion != "" && p.UCPVersion != string(ucp.V20260408) {
-				bad(key+".signing.alg", "EdDSA signs 2026-04-08 requests (RFC 9421) only; %s takes a detached JWS with ES256", p.UCPVersion)
-			}
-		default:
-			bad(key+".signing.alg", "%q: want ES256 or EdDSA", p.Signing.Alg)
-		}
+		validateSigning(bad, key+".signing", p)
 		if p.APIKeyHeader != "" && p.APIKeyQuery != "" {
 			bad(key, "set api_key_header or api_key_query, not both")
 		}
@@ -489,6 +514,64 @@ func (c *Config) Validate() error {
 		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
 	}
 	return errors.Join(errs...)
+}
+
+// validateSigning checks a partner's signing keys: one key_file with its key_id, or keys
+// with distinct kids and key_id naming the one that signs.
+func validateSigning(bad func(key, format string, args ...any), key string, p Partner) {
+	sg := p.Signing
+	if sg.KeyFile != "" && len(sg.Keys) > 0 {
+		bad(key, "set key_file (one key) or keys (several), not both")
+		return
+	}
+	if len(sg.Keys) > 0 && sg.Alg != "" {
+		bad(key+".alg", "with keys, set alg on each key")
+	}
+	if len(sg.Keys) == 0 && sg.KeyFile == "" && sg.KeyID == "" {
+		checkAlg(bad, key+".alg", p, sg.Alg)
+		return
+	}
+	if sg.KeyID == "" {
+		bad(key+".key_id", "name the kid of the key that signs")
+	}
+	if len(sg.Keys) == 0 {
+		if sg.KeyFile == "" {
+			bad(key, "set both key_file and key_id")
+		}
+		checkAlg(bad, key+".alg", p, sg.Alg)
+		return
+	}
+	seen := map[string]bool{}
+	for i, k := range sg.Keys {
+		at := fmt.Sprintf("%s.keys[%d]", key, i)
+		switch {
+		case k.KeyID == "":
+			bad(at+".key_id", "every key needs its kid")
+		case seen[k.KeyID]:
+			bad(at+".key_id", "kid %q is listed twice", k.KeyID)
+		}
+		seen[k.KeyID] = true
+		if k.KeyFile == "" {
+			bad(at+".key_file", "every key needs its file")
+		}
+		checkAlg(bad, at+".alg", p, k.Alg)
+	}
+	if sg.KeyID != "" && !seen[sg.KeyID] {
+		bad(key+".key_id", "%q is none of the keys' kids", sg.KeyID)
+	}
+}
+
+// checkAlg checks a signing algorithm against the partner's version.
+func checkAlg(bad func(key, format string, args ...any), key string, p Partner, alg string) {
+	switch alg {
+	case "", AlgES256:
+	case AlgEdDSA:
+		if p.UCPVersion != "" && p.UCPVersion != string(ucp.V20260408) {
+			bad(key, "EdDSA signs 2026-04-08 requests (RFC 9421) only; %s takes a detached JWS with ES256", p.UCPVersion)
+		}
+	default:
+		bad(key, "%q: want ES256 or EdDSA", alg)
+	}
 }
 
 // PartnerIDs returns the configured partner ids, sorted.

@@ -182,3 +182,43 @@ partners: {google: {base_url: "https://x", ucp_version: 2026-01-23}}
 		}
 	}
 }
+
+// Several signing keys (a rotation): each with its kid and file, kids distinct, key_id
+// naming one of them; the single-key form and keys exclude each other.
+func TestSigningKeysValidation(t *testing.T) {
+	t.Parallel()
+	base := "kafka: {brokers: [k:9092], input_topic: orders}\npartners:\n  google:\n    base_url: https://x\n    signing:\n"
+	good := base + "      key_id: new\n      keys:\n        - {key_id: old, key_file: /old.pem}\n        - {key_id: new, key_file: /new.pem, alg: EdDSA}\n"
+	c, err := config.Load(config.Sources{File: write(t, good)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks := c.Partners["google"].Signing.KeySet(); len(ks) != 2 || ks[1].KeyID != "new" || ks[1].Alg != "EdDSA" {
+		t.Fatalf("keys %+v", ks)
+	}
+	single := base + "      key_id: k1\n      key_file: /k.pem\n"
+	if c, err = config.Load(config.Sources{File: write(t, single)}); err != nil {
+		t.Fatal(err)
+	}
+	if ks := c.Partners["google"].Signing.KeySet(); len(ks) != 1 || ks[0] != (config.SigningKey{KeyID: "k1", KeyFile: "/k.pem"}) {
+		t.Fatalf("single key %+v", ks)
+	}
+	for name, tc := range map[string]struct{ yaml, key string }{
+		"both forms":      {"      key_id: a\n      key_file: /a.pem\n      keys: [{key_id: a, key_file: /a.pem}]\n", "partners.google.signing: set key_file"},
+		"signer unnamed":  {"      keys: [{key_id: a, key_file: /a.pem}]\n", "partners.google.signing.key_id: name the kid"},
+		"signer unknown":  {"      key_id: c\n      keys: [{key_id: a, key_file: /a.pem}]\n", `partners.google.signing.key_id: "c" is none`},
+		"kid twice":       {"      key_id: a\n      keys: [{key_id: a, key_file: /a.pem}, {key_id: a, key_file: /b.pem}]\n", "partners.google.signing.keys[1].key_id"},
+		"no kid":          {"      key_id: a\n      keys: [{key_id: a, key_file: /a.pem}, {key_file: /b.pem}]\n", "partners.google.signing.keys[1].key_id"},
+		"no file":         {"      key_id: a\n      keys: [{key_id: a}]\n", "partners.google.signing.keys[0].key_file"},
+		"bad alg":         {"      key_id: a\n      keys: [{key_id: a, key_file: /a.pem, alg: RS256}]\n", "partners.google.signing.keys[0].alg"},
+		"alg beside keys": {"      key_id: a\n      alg: EdDSA\n      keys: [{key_id: a, key_file: /a.pem}]\n", "partners.google.signing.alg: with keys"},
+	} {
+		_, err := config.Load(config.Sources{File: write(t, base+tc.yaml)})
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%s: %v; want an error naming %s", name, err, tc.key)
+		}
+	}
+	if _, err := config.Load(config.Sources{File: write(t, single+"reload: {interval: -1s}\n")}); err == nil || !strings.Contains(err.Error(), "reload.interval") {
+		t.Errorf("negative reload.interval: %v", err)
+	}
+}
