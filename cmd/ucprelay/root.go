@@ -18,6 +18,8 @@ type app struct {
 	configFile     string
 	// onListen, when set, learns the telemetry server's address (tests listen on :0).
 	onListen func(net.Addr)
+	// reloadDemand, when set, stands for SIGHUP in run (tests).
+	reloadDemand <-chan struct{}
 }
 
 func newRootCmd(stdout, stderr io.Writer, environ []string) *cobra.Command {

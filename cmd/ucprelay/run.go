@@ -73,9 +73,15 @@ func (a *app) run(ctx context.Context, cfg *settings) error {
 	} else {
 		srvErr <- nil
 	}
+	demand, stopDemands := a.reloadDemands()
+	defer stopDemands()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchErr := make(chan error, 1)
+	go func() { watchErr <- a.signingReloader(cfg, newLogger(a.stderr, cfg.Log.Level), demand).Run(watchCtx) }()
 	runErr := r.Run(ctx)
+	stopWatch()
 	stopSrv()
-	return errors.Join(runErr, <-srvErr)
+	return errors.Join(runErr, <-srvErr, <-watchErr)
 }
 
 // healthOf adapts a function to telemetry.Health.
