@@ -184,6 +184,21 @@ func TestChartReplicasNeverAbovePartitions(t *testing.T) {
 	}
 }
 
+// A configuration change rolls the pods out by default (checksum annotation); with
+// rolloutOnConfigChange=false it does not, so a signing-key switch is reloaded in place.
+func TestChartRolloutOnConfigChange(t *testing.T) {
+	ann := func(sets ...string) map[string]any {
+		a, _ := at(t, mustRender(t, sets...)["Deployment"][0], "spec", "template", "metadata", "annotations").(map[string]any)
+		return a
+	}
+	if _, ok := ann()["checksum/config"]; !ok {
+		t.Error("no checksum/config annotation by default")
+	}
+	if _, ok := ann("rolloutOnConfigChange=false")["checksum/config"]; ok {
+		t.Error("checksum/config annotation with rolloutOnConfigChange=false")
+	}
+}
+
 func TestChartSecrets(t *testing.T) {
 	m := mustRender(t, "secret.existingSecret=relay-secrets")
 	if len(m["Secret"]) != 0 {
