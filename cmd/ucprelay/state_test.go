@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -58,7 +59,8 @@ func TestStateInspectCommand(t *testing.T) {
 		}
 	}
 	n := int64(len(ordereventstest.Lifecycle("x")))
-	write("ord_inspect", 0, statestore.Delivery{Version: n, Stamp: stamp, WebhookID: "wh-1"})
+	digest := statestore.BodyDigest([]byte("the body sent"))
+	write("ord_inspect", 0, statestore.Delivery{Version: n, Stamp: stamp, WebhookID: "wh-1", Digest: digest})
 	write("ord_held", 1, statestore.Delivery{})
 
 	out, err := run(t, nil, "--config", cfg, "state", "inspect", "ord_inspect")
@@ -70,7 +72,7 @@ func TestStateInspectCommand(t *testing.T) {
 		t.Fatalf("state inspect output: %v\n%s", err, out)
 	}
 	if in.Partition != part.Partition([]byte("ord_inspect"), 3) || in.Partner != "google" || int64(len(in.Events)) != n ||
-		in.Pending == nil || in.Pending.WebhookID != "wh-1" || in.Layout == nil || in.Layout.Partitions != 3 || in.Held != "" {
+		in.Pending == nil || in.Pending.WebhookID != "wh-1" || in.Pending.BodyDigest != hex.EncodeToString(digest) || in.Layout == nil || in.Layout.Partitions != 3 || in.Held != "" {
 		t.Errorf("inspection %+v", in)
 	}
 	var body struct {

@@ -31,6 +31,7 @@ type Job struct {
 	Version   int64 // snapshot version; a higher one replaces a queued lower one
 	WebhookID string
 	Stamp     time.Time // the freshness stamp of the envelope
+	Digest    []byte    // the body's digest (statestore.BodyDigest), recorded with the delivery
 	// NotBefore delays the first attempt: a snapshot found pending after a restore may
 	// still be in flight from the previous owner, whose request the partner may process
 	// late; a newer snapshot must not overtake it.

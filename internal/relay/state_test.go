@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -15,6 +16,7 @@ import (
 	"github.com/ucprelay/ucprelay/internal/kafkatest"
 	"github.com/ucprelay/ucprelay/internal/relay"
 	"github.com/ucprelay/ucprelay/internal/sink"
+	"github.com/ucprelay/ucprelay/internal/statestore"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
 	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
 	"github.com/ucprelay/ucprelay/pkg/webhook"
@@ -199,7 +201,7 @@ func TestPendingResentAfterRestartRealKafka(t *testing.T) {
 	for id := range second {
 		versions[id] = 2
 	}
-	e.waitAcked(ctx, partitions, versions)
+	acked := e.waitAcked(ctx, partitions, versions)
 	if err := run.wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -219,6 +221,12 @@ func TestPendingResentAfterRestartRealKafka(t *testing.T) {
 		pend := state[id].Pending
 		if added[0].WebhookID != pend.WebhookID || !added[0].Stamp.Equal(pend.Stamp) {
 			t.Errorf("order %s resent as %s@%s, the state recorded %s@%s", id, added[0].WebhookID, added[0].Stamp, pend.WebhookID, pend.Stamp)
+		}
+		// The state keeps the digest of the body sent under the id, pending and then
+		// acknowledged (P10: a resend that would render otherwise gets a new id).
+		sum := statestore.BodyDigest(added[0].Body)
+		if !bytes.Equal(pend.Digest, sum) || !bytes.Equal(acked[id].Acked.Digest, sum) {
+			t.Errorf("order %s: body digest %x, the state recorded %x pending and %x acknowledged", id, sum, pend.Digest, acked[id].Acked.Digest)
 		}
 	}
 	if st := e.snk.Stats(); st.Stale != 0 || st.Invalid != 0 {

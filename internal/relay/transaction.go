@@ -208,7 +208,7 @@ func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *statestore.
 			j := r.job(ctx, w.key, s, sc)
 			j.Source = Source{Topic: last.Topic, Partition: last.Partition, Offset: last.Offset}
 			j.EventTime = last.Timestamp
-			rec.Pending = statestore.Delivery{Version: s.Version, Stamp: s.Envelope.Stamp, WebhookID: s.Envelope.WebhookID}
+			rec.Pending = statestore.Delivery{Version: s.Version, Stamp: s.Envelope.Stamp, WebhookID: s.Envelope.WebhookID, Digest: j.Digest}
 			job = &j
 		}
 	}
@@ -241,7 +241,7 @@ func (r *Relay) job(ctx context.Context, orderID string, s *statestore.Snapshot,
 	}
 	return Job{
 		OrderID: orderID, Partner: s.Partner, Version: s.Version, WebhookID: s.Envelope.WebhookID, Stamp: s.Envelope.Stamp,
-		Request: webhook.Request{Body: s.Body, Header: h},
+		Digest: statestore.BodyDigest(s.Body), Request: webhook.Request{Body: s.Body, Header: h},
 	}
 }
 
@@ -522,7 +522,7 @@ func (r *Relay) takeOutcomes(b *batch) {
 				r.log.Error("state record unreadable; outcome not written", "order_id", oid, "err", err)
 				continue
 			}
-			d := statestore.Delivery{Version: o.Job.Version, Stamp: o.Job.Stamp, WebhookID: o.Job.WebhookID}
+			d := statestore.Delivery{Version: o.Job.Version, Stamp: o.Job.Stamp, WebhookID: o.Job.WebhookID, Digest: o.Job.Digest}
 			if o.Failed {
 				if rec.Pending.Version <= d.Version {
 					rec.Pending.Version = 0

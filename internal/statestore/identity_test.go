@@ -11,15 +11,18 @@ import (
 	"github.com/ucprelay/ucprelay/internal/gen"
 	"github.com/ucprelay/ucprelay/internal/statestore"
 	"github.com/ucprelay/ucprelay/pkg/orderevents"
+	"github.com/ucprelay/ucprelay/pkg/ucp"
 	"github.com/ucprelay/ucprelay/pkg/ucp/fold"
 )
 
 // A Webhook-Id names one body, on every version: over random histories whose events
 // arrive out of time order (late events), twice (duplicates and replays, which the relay
 // drops before the fold) and in batches, with sends acknowledged late or never and
-// pending ones resent after a restart, no id is ever sent with two different bodies, a
-// resend keeps id, stamp and bytes, and a new snapshot's id is its primary event's: the
-// newest of the events it adds.
+// pending ones resent after a restart (some in another UCP version: the partner's
+// configuration changed), no id is ever sent with two different bodies, a resend keeps
+// id, stamp and bytes unless its body renders otherwise (then it gets a new id and a
+// later stamp, the same at every further restart), and a new snapshot's id is its
+// primary event's: the newest of the events it adds.
 func TestWebhookIDNamesOneBody(t *testing.T) {
 	t.Parallel()
 	for _, partner := range []string{"google", "legacy"} { // 2026-04-08, 2026-01-23
@@ -52,6 +55,7 @@ func identityHistory(t *testing.T, partner string, seed uint64) {
 	byID := map[string][]byte{} // every id sent, with its body
 	var inflight []send
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	ps := partners // the partners' versions; a restart may change them
 	check := func(s send, what string) {
 		t.Helper()
 		if prev, ok := byID[s.d.WebhookID]; ok && !bytes.Equal(prev, s.body) {
@@ -80,7 +84,7 @@ func identityHistory(t *testing.T, partner string, seed uint64) {
 		}
 		o.Placed = true
 		now = now.Add(time.Duration(rng.IntN(3)) * time.Second)
-		s, err := o.Render(snap, nil, statestore.NextEnvelope, partners, now)
+		s, err := o.Render(snap, nil, statestore.NextEnvelope, ps, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,26 +93,44 @@ func identityHistory(t *testing.T, partner string, seed uint64) {
 		if want := primaryID(t, snap, news); !hasSentID(o.Record, want) && s.Envelope.WebhookID != want {
 			t.Fatalf("new snapshot adding %v: Webhook-Id %s, want its primary event's %s", ids(news), s.Envelope.WebhookID, want)
 		}
-		d := statestore.Delivery{Version: s.Version, Stamp: s.Envelope.Stamp, WebhookID: s.Envelope.WebhookID}
+		d := statestore.Delivery{Version: s.Version, Stamp: s.Envelope.Stamp, WebhookID: s.Envelope.WebhookID, Digest: statestore.BodyDigest(s.Body)}
 		o.Record.Pending = d
 		sn := send{d, s.Body}
 		check(sn, "new snapshot")
 		inflight = append(inflight, sn)
 		switch rng.IntN(4) {
 		case 0: // a restart: the next owner resends the pending snapshot
-			r, err := o.Render(nil, nil, statestore.ResendEnvelope, partners, now.Add(time.Hour))
+			changed := rng.IntN(2) == 0 // the partner's version changed with it
+			if changed {
+				ps = swapVersions(ps)
+			}
+			r, err := o.Render(nil, nil, statestore.ResendEnvelope, ps, now.Add(time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Envelope.WebhookID != s.Envelope.WebhookID || !r.Envelope.Stamp.Equal(s.Envelope.Stamp) || !bytes.Equal(r.Body, s.Body) {
+			same := r.Envelope.WebhookID == s.Envelope.WebhookID && r.Envelope.Stamp.Equal(s.Envelope.Stamp) && bytes.Equal(r.Body, s.Body)
+			switch {
+			case !changed && !same:
 				t.Fatalf("resend of %+v: %+v, body same %v", s.Envelope, r.Envelope, bytes.Equal(r.Body, s.Body))
+			case changed && (r.Envelope.WebhookID == s.Envelope.WebhookID || !r.Envelope.Stamp.After(s.Envelope.Stamp)):
+				t.Fatalf("resend of %+v in another version: envelope %+v, want a new id and a later stamp", s.Envelope, r.Envelope)
 			}
-			check(send{d, r.Body}, "resend")
+			// A second restart before the acknowledgement sends the same request again.
+			again, err := o.Render(nil, nil, statestore.ResendEnvelope, ps, now.Add(2*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Envelope != r.Envelope || !bytes.Equal(again.Body, r.Body) {
+				t.Fatalf("second resend: %+v, first %+v", again.Envelope, r.Envelope)
+			}
+			rd := statestore.Delivery{Version: r.Version, Stamp: r.Envelope.Stamp, WebhookID: r.Envelope.WebhookID, Digest: statestore.BodyDigest(r.Body)}
+			check(send{rd, r.Body}, "resend")
+			inflight = append(inflight, send{rd, r.Body})
 		case 1, 2: // acknowledgements, in order, of some sends in flight
 			for k := rng.IntN(len(inflight) + 1); k > 0; k-- {
 				a := inflight[0]
 				inflight = inflight[1:]
-				if a.d.Version > o.Record.Acked.Version {
+				if a.d.Version > o.Record.Acked.Version || o.Record.Acked.Stamp.Before(a.d.Stamp) {
 					o.Record.Acked = a.d
 				}
 				if o.Record.Pending.Version <= a.d.Version {
@@ -120,6 +142,19 @@ func identityHistory(t *testing.T, partner string, seed uint64) {
 	if !o.Placed {
 		t.Fatal("the history never placed the order")
 	}
+}
+
+// swapVersions returns p with the two test partners' versions exchanged.
+func swapVersions(p statestore.Partners) statestore.Partners {
+	return statestore.Partners{Default: p.Default, Version: func(name string) (ucp.Version, error) {
+		switch name {
+		case "google":
+			name = "legacy"
+		case "legacy":
+			name = "google"
+		}
+		return p.Version(name)
+	}}
 }
 
 // primaryID is the id the snapshot's primary event gives: the newest of added.

@@ -2,6 +2,7 @@ package statestore
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,6 +62,9 @@ type Mark struct {
 	Version   int64     `json:"version"`
 	Stamp     time.Time `json:"stamp"`
 	WebhookID string    `json:"webhook_id"`
+	// BodyDigest is the hex digest of the body sent under WebhookID (empty in records
+	// written before digests were kept).
+	BodyDigest string `json:"body_digest,omitempty"`
 }
 
 // InspectedEvent is one stored event as inspection shows it.
@@ -74,7 +78,7 @@ func markOf(d Delivery) *Mark {
 	if d.IsZero() {
 		return nil
 	}
-	return &Mark{Version: d.Version, Stamp: d.Stamp, WebhookID: d.WebhookID}
+	return &Mark{Version: d.Version, Stamp: d.Stamp, WebhookID: d.WebhookID, BodyDigest: hex.EncodeToString(d.Digest)}
 }
 
 // ErrNoState means the state topic holds no record of the order.

@@ -1,8 +1,8 @@
 package statestore
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"time"
 
@@ -76,7 +76,8 @@ const (
 	NextEnvelope EnvelopeRule = iota
 	// ResendEnvelope repeats the pending delivery's recorded Webhook-Id and stamp, so the
 	// partner gets the same request again; a snapshot of other events than the pending
-	// one gets the next envelope.
+	// one, or one whose body no longer matches the recorded digest, gets the next
+	// envelope.
 	ResendEnvelope
 	// LastEnvelope is the newest delivery's recorded envelope (pending, else acknowledged):
 	// what the partner has or is about to get, for inspection.
@@ -115,6 +116,25 @@ type Snapshot struct {
 	Body []byte
 }
 
+// nextEnvelope is the envelope of a new send of snap (whose events in stored order are
+// events) in version v at the time now: fold.NextEnvelope's stamp, and the Webhook-Id of
+// fold.Snapshot.Identity after what the record marks sent.
+func (o *Order) nextEnvelope(snap *fold.Snapshot, events []orderevents.Event, v ucp.Version, now time.Time) fold.Envelope {
+	rec := o.Record
+	env := fold.NextEnvelope(snap, rec.LastStamp(), now)
+	sent := fold.Sent{Version: max(rec.Acked.Version, rec.Pending.Version), IDs: []string{rec.Acked.WebhookID, rec.Pending.WebhookID}}
+	env.WebhookID = snap.Identity(events, sent, func() []byte {
+		// The body apart from its envelope: a fixed one stands in for it (2026-01-xx
+		// bodies carry event_id and created_time and do not render without them).
+		b, err := ucp.Marshal(snap.Order, v, digestEnvelope)
+		if err != nil {
+			return nil // the caller's Marshal fails the same way
+		}
+		return BodyDigest(b)
+	})
+	return env
+}
+
 // digestEnvelope stands in for the envelope in the body digest of a Webhook-Id.
 var digestEnvelope = ucp.Envelope{EventID: "-", CreatedTime: time.Unix(0, 0).UTC()}
 
@@ -144,24 +164,23 @@ func (o *Order) Render(snap *fold.Snapshot, events []orderevents.Event, rule Env
 	switch d := rec.Pending; {
 	case rule == ResendEnvelope && d.Version == snap.Version:
 		s.Envelope = fold.Envelope{WebhookID: d.WebhookID, Stamp: d.Stamp}
+		if s.Body, err = ucp.Marshal(snap.Order, v, s.Envelope.Body()); err != nil {
+			return nil, err
+		}
+		if d.Digest == nil || bytes.Equal(BodyDigest(s.Body), d.Digest) {
+			return s, nil
+		}
+		// The body no longer renders as the one sent under the pending id (the partner's
+		// version or the rendering changed): a new send, stamped one second after the last,
+		// so that a second restore before the acknowledgement picks the same envelope.
+		s.Envelope = o.nextEnvelope(snap, events, v, rec.LastStamp())
 	case rule == LastEnvelope:
 		if d.IsZero() {
 			d = rec.Acked
 		}
 		s.Envelope = fold.Envelope{WebhookID: d.WebhookID, Stamp: d.Stamp}
 	default:
-		s.Envelope = fold.NextEnvelope(snap, rec.LastStamp(), now)
-		sent := fold.Sent{Version: max(rec.Acked.Version, rec.Pending.Version), IDs: []string{rec.Acked.WebhookID, rec.Pending.WebhookID}}
-		s.Envelope.WebhookID = snap.Identity(events, sent, func() []byte {
-			// The body apart from its envelope: a fixed one stands in for it (2026-01-xx
-			// bodies carry event_id and created_time and do not render without them).
-			b, err := ucp.Marshal(snap.Order, v, digestEnvelope)
-			if err != nil {
-				return nil // Marshal below fails the same way
-			}
-			sum := sha256.Sum256(b)
-			return sum[:16]
-		})
+		s.Envelope = o.nextEnvelope(snap, events, v, now)
 	}
 	if s.Body, err = ucp.Marshal(snap.Order, v, s.Envelope.Body()); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package statestore_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -57,7 +58,7 @@ func TestOrderViewEnvelopeRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !o.Placed || len(o.Events) != len(evs) || o.Events[0].ID != evs[0].ID || o.Record.Pending != pending {
+	if !o.Placed || len(o.Events) != len(evs) || o.Events[0].ID != evs[0].ID || !reflect.DeepEqual(o.Record.Pending, pending) {
 		t.Fatalf("opened order: placed %v, %d events, pending %+v", o.Placed, len(o.Events), o.Record.Pending)
 	}
 	if got := o.Record.LastStamp(); !got.Equal(stamp) {

@@ -3,7 +3,8 @@
 // order's events (as canonical Avro single-object bytes, so any replica decodes them
 // without a schema registry), the snapshot version, and the delivery marks: the version
 // and stamp the partner acknowledged, and the envelope of a snapshot committed but not
-// yet acknowledged (pending), which is resent after a restore.
+// yet acknowledged (pending), which is resent after a restore, each with the digest of
+// the body sent under it.
 //
 // Restore reads a state partition from the beginning to its end offset (read_committed)
 // and keeps each order's latest record as raw bytes; only the small header is parsed, so
@@ -12,6 +13,7 @@
 package statestore
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -23,13 +25,20 @@ import (
 // own parks the order (ErrNewerFormat) instead of reading it wrong (park.go).
 const formatV1 = 0x01
 
-// formatV2 is format 1 with a flags uvarint after the pending delivery, written only
-// when a flag is set (so a relay reading format 1 only parks just those orders after a
+// formatV2 is format 1 with a flags uvarint after the pending delivery (and, with
+// flagDigests, the deliveries' body digests after it), written only when a flag is set (so a relay reading format 1 only parks just those orders after a
 // rollback); flags 0 in format 2 is not canonical and refused as corrupt.
 const formatV2 = 0x02
 
 // flagDeferred: the order's newest snapshot waits for the clock (Record.Deferred).
 const flagDeferred = 1 << 0
+
+// flagDigests: the flags are followed by the body digests of the acknowledged and the
+// pending delivery (Delivery.Digest), each as length-prefixed bytes.
+const flagDigests = 1 << 1
+
+// knownFlags are the flags this relay reads; a record with another is of a newer format.
+const knownFlags = flagDeferred | flagDigests
 
 // ErrCorrupt means a state record value cannot be parsed.
 var ErrCorrupt = errors.New("statestore: corrupt state record")
@@ -42,6 +51,19 @@ type Delivery struct {
 	Stamp time.Time
 	// WebhookID is the snapshot's Webhook-Id.
 	WebhookID string
+	// Digest is the digest of the body sent under WebhookID (BodyDigest; nil in records
+	// written before digests were kept): a resend whose body renders otherwise, after
+	// the partner's version or the rendering changed, gets a new Webhook-Id (P10).
+	Digest []byte
+}
+
+// DigestSize is the length of a body digest.
+const DigestSize = 16
+
+// BodyDigest is the digest a Delivery keeps of a body: SHA-256 truncated to DigestSize.
+func BodyDigest(body []byte) []byte {
+	sum := sha256.Sum256(body)
+	return sum[:DigestSize]
 }
 
 // IsZero reports whether no snapshot is marked.
@@ -78,13 +100,20 @@ type Header struct {
 
 // Marshal encodes the record value.
 func (r *Record) Marshal() []byte {
-	n := 64 + len(r.Partner) + len(r.Acked.WebhookID) + len(r.Pending.WebhookID)
+	n := 64 + len(r.Partner) + len(r.Acked.WebhookID) + len(r.Pending.WebhookID) + len(r.Acked.Digest) + len(r.Pending.Digest)
 	for _, e := range r.Events {
 		n += binary.MaxVarintLen64 + len(e)
 	}
 	b := make([]byte, 0, n)
-	format := byte(formatV1)
+	var flags uint64
 	if r.Deferred {
+		flags |= flagDeferred
+	}
+	if r.Acked.Digest != nil || r.Pending.Digest != nil {
+		flags |= flagDigests
+	}
+	format := byte(formatV1)
+	if flags != 0 {
 		format = formatV2
 	}
 	b = append(b, format)
@@ -92,8 +121,12 @@ func (r *Record) Marshal() []byte {
 	b = binary.AppendUvarint(b, uint64(r.Version))
 	b = appendDelivery(b, r.Acked)
 	b = appendDelivery(b, r.Pending)
-	if r.Deferred {
-		b = binary.AppendUvarint(b, flagDeferred)
+	if flags != 0 {
+		b = binary.AppendUvarint(b, flags)
+	}
+	if flags&flagDigests != 0 {
+		b = appendBytes(b, r.Acked.Digest)
+		b = appendBytes(b, r.Pending.Digest)
 	}
 	b = binary.AppendUvarint(b, uint64(len(r.Events)))
 	for _, e := range r.Events {
@@ -188,6 +221,20 @@ func (r *reader) delivery() Delivery {
 	return d
 }
 
+// digest reads a delivery's body digest: empty (none) or DigestSize bytes, aliasing the
+// value as the events do.
+func (r *reader) digest() []byte {
+	b := r.bytes()
+	switch {
+	case r.err != nil || len(b) == 0:
+		return nil
+	case len(b) != DigestSize:
+		r.err = fmt.Errorf("%w: a %d-byte body digest", ErrCorrupt, len(b))
+		return nil
+	}
+	return b
+}
+
 func (r *reader) header() Header {
 	switch {
 	case len(r.b) == 0:
@@ -210,10 +257,16 @@ func (r *reader) header() Header {
 		case r.err != nil:
 		case flags == 0:
 			r.err = fmt.Errorf("%w: format 2 without flags", ErrCorrupt)
-		case flags&^flagDeferred != 0:
-			r.err = fmt.Errorf("%w (flags %#x; this one knows %#x)", ErrNewerFormat, flags, flagDeferred)
+		case flags&^knownFlags != 0:
+			r.err = fmt.Errorf("%w (flags %#x; this one knows %#x)", ErrNewerFormat, flags, knownFlags)
 		default:
 			h.Deferred = flags&flagDeferred != 0
+			if flags&flagDigests != 0 {
+				h.Acked.Digest, h.Pending.Digest = r.digest(), r.digest()
+				if r.err == nil && h.Acked.Digest == nil && h.Pending.Digest == nil {
+					r.err = fmt.Errorf("%w: the digests flag without a digest", ErrCorrupt)
+				}
+			}
 		}
 	}
 	return h
@@ -226,7 +279,7 @@ func ParseHeader(value []byte) (Header, error) {
 	return h, r.err
 }
 
-// Unmarshal parses a whole record value. The events alias value.
+// Unmarshal parses a whole record value. The events and digests alias value.
 func Unmarshal(orderID string, value []byte) (*Record, error) {
 	r := reader{b: value}
 	h := r.header()

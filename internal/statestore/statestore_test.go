@@ -21,7 +21,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	r := &statestore.Record{
 		OrderID: "o1", Partner: "google", Version: 3,
 		Acked:   statestore.Delivery{Version: 2, Stamp: time.Unix(1789480992, 0).UTC(), WebhookID: "ord_1"},
-		Pending: statestore.Delivery{Version: 3, Stamp: time.Unix(1789554000, 0).UTC(), WebhookID: "ship_1"},
+		Pending: statestore.Delivery{Version: 3, Stamp: time.Unix(1789554000, 0).UTC(), WebhookID: "ship_1", Digest: statestore.BodyDigest([]byte("{}"))},
 		Events:  [][]byte{{0xC3, 0x01, 1, 2}, {0xC3, 0x01, 3}, {}},
 	}
 	b := r.Marshal()
@@ -45,6 +45,7 @@ func TestRecordRoundTrip(t *testing.T) {
 
 func FuzzUnmarshal(f *testing.F) {
 	f.Add((&statestore.Record{Partner: "p", Version: 1, Events: [][]byte{{1}}}).Marshal())
+	f.Add((&statestore.Record{Partner: "p", Version: 1, Deferred: true, Acked: statestore.Delivery{Version: 1, Digest: statestore.BodyDigest(nil)}, Events: [][]byte{{1}}}).Marshal())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := statestore.Unmarshal("k", b)
 		if err != nil {
@@ -196,12 +197,28 @@ func TestRecordFormats(t *testing.T) {
 		t.Fatalf("format 1 header: %+v, %v", h, err)
 	}
 	flags := len(v1) - 7 // after the pending delivery, before the event count (1 byte) and 3 events (2 bytes each)
-	for b, want := range map[byte]error{0x00: statestore.ErrCorrupt, 0x02: statestore.ErrNewerFormat} {
+	for b, want := range map[byte]error{0x00: statestore.ErrCorrupt, 0x04: statestore.ErrNewerFormat, 0x40: statestore.ErrNewerFormat} {
 		bad := append([]byte(nil), v2...)
 		bad[flags] = b
 		if _, err := statestore.ParseHeader(bad); !errors.Is(err, want) {
 			t.Errorf("flags %#x: %v, want %v", b, err, want)
 		}
+	}
+	// With digests, the flags are followed by the acknowledged and the pending body
+	// digest: none or DigestSize bytes each.
+	rec.Deferred = false
+	rec.Pending = statestore.Delivery{Version: 3, WebhookID: "w", Digest: statestore.BodyDigest([]byte("body"))}
+	vd := rec.Marshal()
+	got, err := statestore.Unmarshal("o", vd)
+	if err != nil || vd[0] != 0x02 || got.Deferred || got.Acked.Digest != nil || !bytes.Equal(got.Pending.Digest, rec.Pending.Digest) {
+		t.Fatalf("record with digests (format %#x): %+v, %v", vd[0], got, err)
+	}
+	if h, err := statestore.ParseHeader(vd); err != nil || !bytes.Equal(h.Pending.Digest, rec.Pending.Digest) {
+		t.Fatalf("header with digests: %+v, %v", h, err)
+	}
+	short := (&statestore.Record{OrderID: "o", Partner: "google", Version: 3, Pending: statestore.Delivery{Version: 3, Digest: []byte{1, 2, 3}}}).Marshal()
+	if _, err := statestore.ParseHeader(short); !errors.Is(err, statestore.ErrCorrupt) {
+		t.Errorf("a 3-byte digest: %v, want corrupt", err)
 	}
 	if _, err := statestore.UnmarshalParked("o", []byte{0x50, 5}); !errors.Is(err, statestore.ErrCorrupt) {
 		t.Errorf("truncated parked record: %v", err)
