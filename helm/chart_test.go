@@ -120,6 +120,9 @@ func TestChartDefaults(t *testing.T) {
 			t.Errorf("container %s = %v, want %v", path, got, want)
 		}
 	}
+	if at(t, pod, "enableServiceLinks") != false {
+		t.Error("service links on: Kubernetes injects UCPRELAY_* variables that are not configuration")
+	}
 	if at(t, pod, "securityContext", "runAsNonRoot") != true || at(t, c, "securityContext", "capabilities", "drop", 0) != "ALL" {
 		t.Error("pod does not run as non-root without capabilities")
 	}

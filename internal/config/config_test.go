@@ -222,3 +222,65 @@ func TestSigningKeysValidation(t *testing.T) {
 		t.Errorf("negative reload.interval: %v", err)
 	}
 }
+
+// Strict keys: a key the configuration does not know, in the file (at any level, in
+// lists too) or in a UCPRELAY_* variable, is refused with the nearest known key, beside
+// the other errors; variables that hold a secret the configuration names, and those
+// Kubernetes injects for services, are not configuration.
+func TestUnknownKeysRefused(t *testing.T) {
+	t.Parallel()
+	const kafka, partners = "kafka: {brokers: [k:9092], input_topic: orders}\n", "partners: {google: {base_url: \"https://x\"}}\n"
+	const base = kafka + partners
+	for _, tc := range []struct{ yaml, want string }{
+		{kafka + `partners: {google: {base_url: "https://x", ucp_versoin: 2026-01-11}}`, "partners.google.ucp_versoin: unknown key (did you mean partners.google.ucp_version?)"}, //nolint:misspell // the misspelling is the case
+		{partners + "kafka: {brokers: [k:9092], input_topic: orders, grup: g}", "kafka.grup: unknown key (did you mean kafka.group?)"},
+		{base + "delivery: {max_atempts: 3}", "delivery.max_atempts: unknown key (did you mean delivery.max_attempts?)"},
+		{base + "deliveyr: {max_attempts: 3}", "deliveyr: unknown key (did you mean delivery?)"},
+		{base + "totally_unrelated: 1", "totally_unrelated: unknown key"},
+		{base + "mapping: [{topic: t, rules: [{name: r, mach: x, kind: placed}]}]", "mapping[0].rules[0].mach: unknown key (did you mean mapping[0].rules[0].match?)"},
+		{kafka + `partners: {google: {base_url: "https://x", signing: {keys: [{kid: a}]}}}`, "partners.google.signing.keys[0].kid: unknown key"},
+	} {
+		_, err := config.Load(config.Sources{File: write(t, tc.yaml+"\n")})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	// brokerz: the misspelling is named beside the missing key it explains.
+	_, err := config.Load(config.Sources{File: write(t, "kafka: {brokerz: [k:9092], input_topic: orders}\n")})
+	if err == nil || !strings.Contains(err.Error(), "kafka.brokerz: unknown key (did you mean kafka.brokers?)") || !strings.Contains(err.Error(), "kafka.brokers: required") {
+		t.Errorf("brokerz: %v", err)
+	}
+
+	p := write(t, base)
+	_, err = config.Load(config.Sources{File: p, Environ: []string{"UCPRELAY_KAFKA__GRUOP=g"}})
+	if err == nil || !strings.Contains(err.Error(), "UCPRELAY_KAFKA__GRUOP: unknown variable") || !strings.Contains(err.Error(), "did you mean UCPRELAY_KAFKA__GROUP?") {
+		t.Errorf("misspelt variable: %v", err)
+	}
+	// Not configuration: the variables named by *_env keys (in the file or the
+	// environment) and Kubernetes' service links.
+	withSecrets := write(t, "kafka: {brokers: [k:9092], input_topic: orders, sasl: {mechanism: PLAIN, username: u, password_env: UCPRELAY_SASL_PASSWORD}}\n"+
+		"partners: {google: {base_url: \"https://x\", api_key_env: UCPRELAY_GOOGLE_API_KEY}}\n")
+	c, err := config.Load(config.Sources{File: withSecrets, Environ: []string{
+		"UCPRELAY_GOOGLE_API_KEY=secret-1", "UCPRELAY_SASL_PASSWORD=secret-2",
+		"UCPRELAY_PARTNERS__LEGACY__BASE_URL=https://y", "UCPRELAY_PARTNERS__LEGACY__API_KEY_ENV=UCPRELAY_LEGACY_KEY", "UCPRELAY_LEGACY_KEY=secret-3",
+		"UCPRELAY_SERVICE_HOST=10.0.0.1", "UCPRELAY_SERVICE_PORT=8080", "UCPRELAY_SERVICE_PORT_METRICS=8080", "UCPRELAY_PORT=tcp://10.0.0.1:8080",
+		"UCPRELAY_PORT_8080_TCP=tcp://10.0.0.1:8080", "UCPRELAY_PORT_8080_TCP_PROTO=tcp", "UCPRELAY_PORT_8080_TCP_PORT=8080", "UCPRELAY_PORT_8080_TCP_ADDR=10.0.0.1",
+		"UCPRELAY_SINK_SERVICE_HOST=10.0.0.2",
+	}})
+	if err != nil {
+		t.Fatalf("secrets and service links read as configuration: %v", err)
+	}
+	if c.Partners["legacy"].APIKeyEnv != "UCPRELAY_LEGACY_KEY" {
+		t.Errorf("partners from the environment: %+v", c.Partners)
+	}
+	// A command's own flags are not keys.
+	fs := flags(t)
+	fs.String("config", "", "")
+	fs.Bool("dry-run", false, "")
+	if err := fs.Parse([]string{"--config=x.yaml", "--dry-run"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(config.Sources{File: p, Flags: fs}); err != nil {
+		t.Errorf("a command's own flags: %v", err)
+	}
+}
