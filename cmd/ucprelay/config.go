@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,19 +15,53 @@ import (
 	"github.com/ucprelay/ucprelay/internal/topics"
 )
 
-// configFlags adds the flags that override configuration keys; a flag is named after its
-// key, so --kafka.brokers sets kafka.brokers.
-func (a *app) configFlags(cmd *cobra.Command) {
+// keyScope selects the configuration keys a command has flags for: the ones it uses, so
+// that a flag it would ignore (--telemetry.listen on dlq replay) is refused as unknown.
+type keyScope func(key string) bool
+
+// runOnly are the keys only `run` (and `config check`, which shows what run would do) uses.
+func runOnly(key string) bool {
+	for _, p := range []string{"telemetry.", "reload.", "delivery.", "kafka.transactional_id", "kafka.instance_id", "kafka.session_timeout", "kafka.group_protocol"} {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	// everyKey: run and config check.
+	everyKey keyScope = func(string) bool { return true }
+	// toolKeys: the commands that read or write topics once, without delivering.
+	toolKeys keyScope = func(k string) bool { return !runOnly(k) }
+	// migrateKeys: state migrate writes in a transaction of its own (transactional id + ".migrate").
+	migrateKeys keyScope = func(k string) bool { return !runOnly(k) || strings.HasPrefix(k, "kafka.transactional_id") }
+)
+
+// configFlags adds a flag for every scalar configuration key in scope, named after its
+// key (--kafka.brokers sets kafka.brokers) and typed as the key is.
+func (a *app) configFlags(cmd *cobra.Command, scope keyScope) {
 	f := cmd.Flags()
-	f.StringSlice("kafka.brokers", nil, "seed brokers (kafka.brokers)")
-	f.String("kafka.input_topic", "", "order-domain event topic (kafka.input_topic)")
-	f.String("kafka.group", "", "consumer group id (kafka.group)")
-	f.String("kafka.state_topic", "", "compacted state topic (kafka.state_topic)")
-	f.String("kafka.repartition_topic", "", "topic of re-keyed records of mapping topics with rekey: true (kafka.repartition_topic)")
-	f.String("kafka.dead_letter_topic", "", "dead-letter topic (kafka.dead_letter_topic)")
-	f.String("kafka.transactional_id", "", "this replica's transactional id (kafka.transactional_id)")
-	f.String("log.level", "", "debug, info, warn or error (log.level)")
-	f.String("telemetry.listen", "", "address of /metrics, /healthz, /readyz, e.g. :8080 (telemetry.listen)")
+	for _, k := range config.Keys() {
+		if !scope(k.Name) {
+			continue
+		}
+		usage := fmt.Sprintf("%s (%s)", k.Help, k.Env())
+		switch k.Type {
+		case reflect.TypeFor[time.Duration]():
+			f.Duration(k.Name, 0, usage)
+		case reflect.TypeFor[[]string]():
+			f.StringSlice(k.Name, nil, usage)
+		case reflect.TypeFor[bool]():
+			f.Bool(k.Name, false, usage)
+		case reflect.TypeFor[int]():
+			f.Int(k.Name, 0, usage)
+		case reflect.TypeFor[uint32]():
+			f.Uint32(k.Name, 0, usage)
+		default:
+			f.String(k.Name, "", usage)
+		}
+	}
 }
 
 // loadConfig reads --config, UCPRELAY_* and the command's flags, in that order of
@@ -87,7 +123,7 @@ configuration is invalid or a secret cannot be read.`,
 			return err
 		},
 	}
-	a.configFlags(check)
+	a.configFlags(check, everyKey)
 	cmd.AddCommand(check)
 	return cmd
 }

@@ -177,8 +177,8 @@ where it stopped; --from-start reads the whole topic again.`,
 	fl.BoolVar(&fromStart, "from-start", false, "ignore the kept progress and read the whole dead-letter topic")
 	fl.BoolVar(&dryRun, "dry-run", false, "list what would be replayed; write nothing")
 	fl.Float64Var(&rate, "rate", 0, "records per second at most (0: no limit)")
-	a.configFlags(inspect)
-	a.configFlags(replay)
+	a.configFlags(inspect, toolKeys)
+	a.configFlags(replay, toolKeys)
 	cmd.AddCommand(inspect, replay)
 	return cmd
 }

@@ -186,6 +186,6 @@ it may still arrive (at least delivery.max_retry_time; UCP asks for 7 days).`,
 	}
 	cmd.Flags().StringVar(&partnerID, "partner", "", "only this partner's keys (default: every partner's)")
 	cmd.Flags().StringVar(&format, "format", formatSigningKeys, "signing_keys or keys (or jwk for a single key)")
-	a.configFlags(cmd)
+	a.configFlags(cmd, toolKeys)
 	return cmd
 }

@@ -101,7 +101,7 @@ with the schema registry of schema_registry.url.`,
 	f.StringVar(&file, "file", "", `sample records, one JSON object per line ("-" reads stdin)`)
 	f.StringVar(&fromTopic, "from-topic", "", "read the records from this topic instead (read only, no consumer group)")
 	f.IntVar(&limit, "limit", 20, "with --from-topic: at most this many records")
-	a.configFlags(test)
+	a.configFlags(test, toolKeys)
 	cmd.AddCommand(test)
 	return cmd
 }

@@ -88,7 +88,7 @@ under <input_topic>-value in schema_registry.url.`,
 	f.StringVar(&framing, "framing", "single-object", "single-object or confluent (needs schema_registry.url)")
 	f.BoolVar(&printSample, "print-sample", false, "print a sample event in Avro JSON and exit")
 	f.Uint64Var(&seed, "seed", uint64(time.Now().Unix()), "seed of the generated orders (ids and contents)")
-	a.configFlags(cmd)
+	a.configFlags(cmd, toolKeys)
 	return cmd
 }
 

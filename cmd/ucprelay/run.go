@@ -34,7 +34,7 @@ func (a *app) runCmd() *cobra.Command {
 			return a.run(cmd.Context(), cfg)
 		},
 	}
-	a.configFlags(cmd)
+	a.configFlags(cmd, everyKey)
 	return cmd
 }
 

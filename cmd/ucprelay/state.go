@@ -103,8 +103,9 @@ it anew. drop first prints what each order holds, and writes nothing without --y
 		},
 	}
 	drop.Flags().BoolVar(&yes, "yes", false, "write the drop requests (without it, only show what would be dropped)")
-	for _, c := range []*cobra.Command{inspect, migrate, release, drop} {
-		a.configFlags(c)
+	a.configFlags(migrate, migrateKeys)
+	for _, c := range []*cobra.Command{inspect, release, drop} {
+		a.configFlags(c, toolKeys)
 	}
 	cmd.AddCommand(inspect, migrate, release, drop)
 	return cmd

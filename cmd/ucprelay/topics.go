@@ -42,7 +42,7 @@ func (a *app) topicsCmd() *cobra.Command {
 	}
 	create.Flags().Int16Var(&replication, "replication", 3, "replication factor of the new topics")
 	create.Flags().Int32Var(&dlqPartitions, "dead-letter-partitions", 0, "partitions of the dead-letter topic (default: as many as the input)")
-	a.configFlags(create)
+	a.configFlags(create, toolKeys)
 	cmd.AddCommand(create)
 	return cmd
 }

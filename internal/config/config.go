@@ -318,10 +318,23 @@ func Load(src Sources) (*Config, error) {
 			return nil, fmt.Errorf("config: read %s: %w", src.File, err)
 		}
 	}
+	// Strict: a UCPRELAY_* variable is a key, unless it holds a secret the configuration
+	// names (api_key_env, password_env) or Kubernetes injected it for a service.
+	secrets := secretVars(user.All(), src.Environ)
+	envVar := map[string]string{} // key -> the variable that set it
 	env := envprov.Provider(".", envprov.Opt{
-		Prefix:        EnvPrefix,
-		EnvironFunc:   func() []string { return src.Environ },
-		TransformFunc: envKey,
+		Prefix:      EnvPrefix,
+		EnvironFunc: func() []string { return src.Environ },
+		TransformFunc: func(name, v string) (string, any) {
+			if secrets[name] || serviceLink.MatchString(name) {
+				return "", nil
+			}
+			key, val := envKey(name, v)
+			if key != "" {
+				envVar[key] = name
+			}
+			return key, val
+		},
 	})
 	if err := user.Load(env, nil); err != nil {
 		return nil, fmt.Errorf("config: environment: %w", err)
@@ -339,10 +352,11 @@ func Load(src Sources) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	var c Config
+	md := &mapstructure.Metadata{}
 	dc := &mapstructure.DecoderConfig{
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(dateAsString, mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.StringToSliceHookFunc(","), mapstructure.TextUnmarshallerHookFunc()),
-		Metadata: nil, Result: &c, WeaklyTypedInput: true, TagName: "koanf",
+		Metadata: md, Result: &c, WeaklyTypedInput: true, TagName: "koanf",
 	}
 	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf", DecoderConfig: dc}); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -351,7 +365,8 @@ func Load(src Sources) (*Config, error) {
 	for _, key := range user.Keys() {
 		c.set[key] = true
 	}
-	if err := c.Validate(); err != nil {
+	unknown := unknownKeys(md.Unused, envVar)
+	if err := errors.Join(append(unknown, c.Validate())...); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -377,7 +392,7 @@ func envKey(k, v string) (string, any) {
 		return "", nil
 	}
 	key = strings.ReplaceAll(key, "__", ".")
-	if listKeys[key] {
+	if isList(key) {
 		return key, splitList(v)
 	}
 	return key, v
@@ -386,16 +401,14 @@ func envKey(k, v string) (string, any) {
 // flagValue keeps only flags the user set, so a flag's default never hides the file or
 // the environment.
 func flagValue(f *pflag.Flag) (string, any) {
-	if !f.Changed {
+	if !f.Changed || !isKey(f.Name) { // a command's own flags (--config, --dry-run) are not keys
 		return "", nil
 	}
-	if listKeys[f.Name] {
+	if isList(f.Name) {
 		return f.Name, splitList(f.Value.String())
 	}
 	return f.Name, f.Value.String()
 }
-
-var listKeys = map[string]bool{"kafka.brokers": true}
 
 func splitList(v string) []string {
 	v = strings.Trim(v, "[]")
