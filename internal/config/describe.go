@@ -2,16 +2,21 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/knadh/koanf/parsers/yaml"
+
+	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
 
 // Describe renders c as YAML under its keys, every key present (empty ones too), with
 // durations as written (10s) and no secret in it: the configuration holds only where
 // secrets are. cmd/ucprelay fills the keys left to the components with their effective
-// values first, so `config check` shows what will run.
+// values first, so `config check` shows what will run. A URL's password and secret-looking
+// query values are redacted.
 func Describe(c *Config) ([]byte, error) {
 	m, _ := describe(reflect.ValueOf(*c)).(map[string]any)
 	out, err := yaml.Parser().Marshal(m)
@@ -48,5 +53,48 @@ func describe(v reflect.Value) any {
 		}
 		return out
 	}
+	if v.Kind() == reflect.String {
+		return redactURLs(v.String())
+	}
 	return v.Interface()
 }
+
+// redactURLs hides what a URL value (one, or a comma list) may carry of a credential:
+// the password of its userinfo and every query value whose name suggests a secret
+// (webhook.SecretName). Other strings are returned as they are.
+func redactURLs(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil || u.Host == "" {
+			continue
+		}
+		changed := false
+		switch _, ok := u.User.Password(); {
+		case ok:
+			u.User = url.UserPassword(u.User.Username(), redacted)
+			changed = true
+		case u.User != nil: // a user name alone is often a token
+			u.User = url.User(redacted)
+			changed = true
+		}
+		if q := u.Query(); len(q) > 0 {
+			for name := range q {
+				if webhook.SecretName(name) {
+					q.Set(name, redacted)
+					changed = true
+				}
+			}
+			u.RawQuery = q.Encode()
+		}
+		if changed {
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+const redacted = "REDACTED"

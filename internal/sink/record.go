@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/ucprelay/ucprelay/pkg/webhook"
 )
 
 // Line is one line of the record file (README, "Sink record file"): a public format.
@@ -19,23 +21,31 @@ type Line struct {
 	Error   string              `json:"error,omitempty"`
 }
 
+// redactValues copies vs, each value redacted when secret.
+func redactValues(vs []string, secret bool) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		if secret {
+			v = Redacted
+		}
+		out[i] = v
+	}
+	return out
+}
+
 func (s *Sink) record(at time.Time, r *http.Request, body []byte, status int, why string) {
 	if s.cfg.Record == nil && s.cfg.OnRequest == nil {
 		return
 	}
+	// Credentials are redacted: the API key header, and every header or query parameter
+	// whose name says it carries one (Authorization, Cookie, *key*, *token*, *secret*).
 	q := url.Values{}
 	for k, vs := range r.URL.Query() {
-		q[k] = append([]string(nil), vs...)
-	}
-	if _, ok := q["key"]; ok {
-		q["key"] = []string{Redacted}
+		q[k] = redactValues(vs, webhook.SecretName(k))
 	}
 	h := http.Header{}
 	for k, vs := range r.Header {
-		h[k] = append([]string(nil), vs...)
-	}
-	if h.Get(s.cfg.APIKeyHeader) != "" {
-		h.Set(s.cfg.APIKeyHeader, Redacted)
+		h[k] = redactValues(vs, webhook.SecretName(k) || http.CanonicalHeaderKey(s.cfg.APIKeyHeader) == k)
 	}
 	if r.Host != "" {
 		h.Set("Host", r.Host)

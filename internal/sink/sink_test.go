@@ -162,3 +162,36 @@ func TestSinkFaults(t *testing.T) {
 		t.Fatal(err, s.Stats())
 	}
 }
+
+// The record file redacts every credential a request carries, whatever its name, and
+// keeps what a verifier needs (Signature, Signature-Input, Content-Digest).
+func TestSinkRecordRedactsCredentials(t *testing.T) {
+	t.Parallel()
+	rec := &syncBuf{}
+	_, srv := newSink(t, rec)
+	secrets := map[string]string{
+		"Authorization": "Bearer s3cret-bearer", "Proxy-Authorization": "Basic s3cret-proxy", "Cookie": "session=s3cret-cookie",
+		"X-Access-Token": "s3cret-token", "X-Client-Secret": "s3cret-client", "Signature-Key": "s3cret-sigkey",
+	}
+	hdr := map[string]string{"X-Goog-Api-Key": key, "Webhook-Id": "w1", "Webhook-Timestamp": "1789480992",
+		"Signature": "sig1=:c2lnbmF0dXJl:", "Signature-Input": `sig1=("@method");keyid="k1"`}
+	for k, v := range secrets {
+		hdr[k] = v
+	}
+	post(t, srv.URL+"/webhooks/partners/p1/events/order?apikey=s3cret-q1&access_token=s3cret-q2&key=s3cret-q3&page=2", example(t, "order-created.json"), hdr)
+	var line sink.Line
+	if err := json.Unmarshal([]byte(strings.TrimSpace(rec.String())), &line); err != nil {
+		t.Fatalf("record %q: %v", rec.String(), err)
+	}
+	if strings.Contains(rec.String(), "s3cret") || strings.Contains(rec.String(), key) {
+		t.Errorf("a credential in the record file:\n%s", rec.String())
+	}
+	for _, h := range []string{"Authorization", "Cookie", "X-Access-Token", "X-Goog-Api-Key", "Signature-Key"} {
+		if got := line.Headers[h]; len(got) != 1 || got[0] != sink.Redacted {
+			t.Errorf("header %s recorded as %q", h, got)
+		}
+	}
+	if line.Headers["Signature"][0] != hdr["Signature"] || line.Headers["Signature-Input"][0] != hdr["Signature-Input"] || line.Query["page"][0] != "2" {
+		t.Errorf("what a verifier needs was redacted: %+v %+v", line.Headers, line.Query)
+	}
+}

@@ -1,6 +1,9 @@
 package webhook
 
-import "log/slog"
+import (
+	"log/slog"
+	"strings"
+)
 
 // Redacted is what a [Secret] prints as everywhere.
 const Redacted = "[REDACTED]"
@@ -30,3 +33,22 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
 
 // LogValue implements slog.LogValuer.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(Redacted) }
+
+// SecretName reports whether a header or query parameter of this name carries a
+// credential, by its name alone: Authorization, Proxy-Authorization, Cookie and
+// Set-Cookie, and every name that contains key, token, secret, password or passwd
+// (case-insensitive; "Signature-Key" does, "Signature" and "Signature-Input" do not).
+// Records and descriptions show such values as [Redacted].
+func SecretName(name string) bool {
+	n := strings.ToLower(name)
+	switch n {
+	case "authorization", "proxy-authorization", "cookie", "set-cookie":
+		return true
+	}
+	for _, w := range []string{"key", "token", "secret", "password", "passwd"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
