@@ -202,7 +202,7 @@ func partner(cfg *config.Config, id string, environ []string, secrets bool) (rel
 		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		ep.Client = webhook.NoRedirects(&http.Client{Transport: t})
 	}
-	rp := relay.Partner{Version: v, RFC3339Timestamps: p.TimestampFormat == "rfc3339"}
+	rp := relay.Partner{Version: v, RFC3339Timestamps: p.TimestampFormat == "rfc3339", PropagateTraceContext: p.PropagateTraceContext}
 	if !secrets {
 		rp.Endpoint = ep
 		return rp, nil, nil

@@ -189,6 +189,9 @@ type Partner struct {
 	// TimestampFormat of the Webhook-Timestamp header: unix (seconds, the UCP OpenAPI's
 	// type; default) or rfc3339 (Google's example).
 	TimestampFormat string `koanf:"timestamp_format"`
+	// PropagateTraceContext sends the W3C trace context of the input record (traceparent,
+	// tracestate) to this partner. Default false: a partner sees nothing internal.
+	PropagateTraceContext bool `koanf:"propagate_trace_context"`
 }
 
 // The signing algorithms (Signing.Alg).

@@ -24,6 +24,10 @@ type Partner struct {
 	Version ucp.Version
 	// RFC3339Timestamps sends Webhook-Timestamp as RFC 3339 instead of unix seconds.
 	RFC3339Timestamps bool
+	// PropagateTraceContext sends the input record's W3C trace context (traceparent,
+	// tracestate) with each request. Off: a partner sees nothing of the merchant's
+	// internal traces.
+	PropagateTraceContext bool
 }
 
 // Config configures a [Relay].

@@ -32,6 +32,10 @@ type Job struct {
 	WebhookID string
 	Stamp     time.Time // the freshness stamp of the envelope
 	Digest    []byte    // the body's digest (statestore.BodyDigest), recorded with the delivery
+	// Trace is the input record's span context, which the delivery's spans continue;
+	// with PropagateTrace (the partner's propagate_trace_context) the POST carries it.
+	Trace          trace.SpanContext
+	PropagateTrace bool
 	// NotBefore delays the first attempt: a snapshot found pending after a restore may
 	// still be in flight from the previous owner, whose request the partner may process
 	// late; a newer snapshot must not overtake it.
@@ -361,19 +365,23 @@ func (q *queue) deliver(ctx context.Context, j Job) Outcome {
 }
 
 // attempt makes one POST of j inside a client span that continues the trace of the
-// input record (its traceparent is in the job's headers) and is itself propagated to the
-// partner. The span carries no URL: it can hold the API key (P7).
+// input record (j.Trace) and, for a partner that asks for it, is propagated to the
+// partner (traceparent, tracestate); to any other partner nothing internal goes. The
+// span carries no URL: it can hold the API key (P7).
 func (q *queue) attempt(ctx context.Context, ep *webhook.Endpoint, j Job, n int) (webhook.Response, error) {
-	prop := otel.GetTextMapPropagator()
-	ctx = prop.Extract(ctx, propagation.HeaderCarrier(j.Request.Header))
+	if j.Trace.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, j.Trace)
+	}
 	ctx, span := otel.Tracer(tracerName).Start(ctx, "POST order webhook", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("ucprelay.partner", j.Partner), attribute.String("ucprelay.order_id", j.OrderID),
 			attribute.Int64("ucprelay.snapshot_version", j.Version), attribute.Int("ucprelay.attempt", n),
 			attribute.String("http.request.method", http.MethodPost)))
 	defer span.End()
 	req := j.Request
-	req.Header = req.Header.Clone()
-	prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	if j.PropagateTrace {
+		req.Header = req.Header.Clone()
+		otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
+	}
 	resp, err := q.snd.Send(ctx, ep, req)
 	switch status := max(resp.Status, statusOf(err)); {
 	case err != nil:

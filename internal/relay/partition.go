@@ -256,7 +256,7 @@ func (r *Relay) resendJob(ctx context.Context, orderID string, v []byte) (Job, e
 	if err != nil {
 		return Job{}, err
 	}
-	return r.job(ctx, orderID, s, trace.SpanContext{}), nil
+	return r.job(orderID, s, trace.SpanContext{}), nil
 }
 
 // ErrLayout means a state partition does not match the input topic's partitioning.

@@ -46,10 +46,13 @@ func testSlice(t *testing.T, seeds []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
-	var traced atomic.Int32
+	var traced, leaked atomic.Int32
 	e := newEnv(t, seeds, 3, sink.Config{APIKey: apiKey, OnRequest: func(l sink.Line) {
 		if tp := l.Headers["Traceparent"]; len(tp) == 1 && strings.Contains(tp[0], traceID) {
 			traced.Add(1)
+		}
+		if strings.Contains(l.Path, "/quiet/") && (len(l.Headers["Traceparent"]) != 0 || len(l.Headers["Tracestate"]) != 0) {
+			leaked.Add(1)
 		}
 	}})
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -62,8 +65,11 @@ func testSlice(t *testing.T, seeds []string) {
 	at := time.Date(2026, 9, 15, 14, 0, 0, 0, time.UTC)
 	for i := range okOrders + failOrders {
 		partner := "google"
-		if i >= okOrders {
+		switch {
+		case i >= okOrders:
 			partner = "down"
+		case i == 1:
+			partner = "quiet" // the same sink, without trace propagation
 		}
 		id := fmt.Sprintf("ord_%04d", i)
 		v, err := e.codec.EncodeSingleObject(gen.Placed(id, partner, uint64(i), at.Add(time.Duration(i)*time.Second)))
@@ -72,8 +78,11 @@ func testSlice(t *testing.T, seeds []string) {
 		}
 		recs = append(recs, &kgo.Record{Key: []byte(id), Value: v})
 	}
-	// The producer's trace continues into the POST (W3C traceparent in, traceparent out).
-	recs[0].Headers = []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-" + traceID + "-00f067aa0ba902b7-01")}}
+	// The producer's trace continues into the POST (W3C traceparent in, traceparent out)
+	// for a partner configured to get it, and for no other.
+	for _, r := range recs[:2] {
+		r.Headers = []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-" + traceID + "-00f067aa0ba902b7-01")}, {Key: "tracestate", Value: []byte("oms=internal")}}
+	}
 	recs = append(recs, &kgo.Record{Key: []byte("ord_poison"), Value: []byte("not avro at all")})
 	if err := e.prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -81,7 +90,8 @@ func testSlice(t *testing.T, seeds []string) {
 
 	cfg := e.config("a")
 	cfg.Partners = map[string]relay.Partner{
-		"google": {Endpoint: webhook.Endpoint{Partner: "google", BaseURL: e.url, APIKey: webhook.NewSecret(apiKey)}, Version: ucp.V20260408},
+		"google": {Endpoint: webhook.Endpoint{Partner: "google", BaseURL: e.url, APIKey: webhook.NewSecret(apiKey)}, Version: ucp.V20260408, PropagateTraceContext: true},
+		"quiet":  {Endpoint: webhook.Endpoint{Partner: "quiet", BaseURL: e.url, APIKey: webhook.NewSecret(apiKey)}, Version: ucp.V20260408},
 		"down":   {Endpoint: webhook.Endpoint{Partner: "down", BaseURL: down.URL, APIKey: webhook.NewSecret(apiKey)}, Version: ucp.V20260408},
 	}
 	cfg.DefaultPartner = "google"
@@ -99,8 +109,8 @@ func testSlice(t *testing.T, seeds []string) {
 		t.Fatalf("relay: %v", err)
 	}
 
-	if traced.Load() != 1 {
-		t.Errorf("trace context reached the partner %d times, want 1", traced.Load())
+	if traced.Load() != 1 || leaked.Load() != 0 {
+		t.Errorf("trace context reached the partner that gets it %d times (want 1), the one that does not %d times", traced.Load(), leaked.Load())
 	}
 	st := e.snk.Stats()
 	if st.Accepted != okOrders || st.Invalid != 0 || st.Stale != 0 || st.Unauthorized != 0 {

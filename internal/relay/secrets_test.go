@@ -19,6 +19,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,8 +87,13 @@ func TestSecretsNeverLeakRealKafka(t *testing.T) {
 		"signing key d (decimal)": new(big.Int).SetBytes(d).String(), "signing key (PKCS#8 base64)": base64.StdEncoding.EncodeToString(der)[:40],
 	}
 
-	// The partner: echoes everything it got into its error answers.
+	// The partner: echoes everything it got into its error answers. It is not configured
+	// to get trace context: with a tracer provider recording spans, none reaches it.
+	var traced atomic.Int32
 	partner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Traceparent") != "" || r.Header.Get("Tracestate") != "" {
+			traced.Add(1)
+		}
 		body, _ := io.ReadAll(r.Body)
 		var head struct {
 			ID string `json:"id"`
@@ -182,6 +188,9 @@ func TestSecretsNeverLeakRealKafka(t *testing.T) {
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(ctx, &rm); err != nil {
 		t.Fatal(err)
+	}
+	if n := traced.Load(); n != 0 {
+		t.Errorf("%d requests carried the relay's trace context to a partner not configured for it", n)
 	}
 	var spanText strings.Builder
 	for _, s := range spans.GetSpans() {

@@ -9,10 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
@@ -205,7 +203,7 @@ func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *statestore.
 			// At the bound: the events are stored, the snapshot waits for the clock (clock.go).
 			rec.Deferred, deferred = true, rec.LastStamp()
 		} else {
-			j := r.job(ctx, w.key, s, sc)
+			j := r.job(w.key, s, sc)
 			j.Source = Source{Topic: last.Topic, Partition: last.Partition, Offset: last.Offset}
 			j.EventTime = last.Timestamp
 			rec.Pending = statestore.Delivery{Version: s.Version, Stamp: s.Envelope.Stamp, WebhookID: s.Envelope.WebhookID, Digest: j.Digest}
@@ -228,13 +226,11 @@ func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *statestore.
 
 // job is the delivery of a rendered snapshot: its body with the Webhook-Id and
 // Webhook-Timestamp headers, continuing the trace of the input record (sc).
-func (r *Relay) job(ctx context.Context, orderID string, s *statestore.Snapshot, sc trace.SpanContext) Job {
+func (r *Relay) job(orderID string, s *statestore.Snapshot, sc trace.SpanContext) Job {
+	p := r.cfg.Partners[s.Partner]
 	h := http.Header{}
-	if sc.IsValid() {
-		otel.GetTextMapPropagator().Inject(trace.ContextWithSpanContext(ctx, sc), propagation.HeaderCarrier(h))
-	}
 	h.Set("Webhook-Id", s.Envelope.WebhookID)
-	if r.cfg.Partners[s.Partner].RFC3339Timestamps {
+	if p.RFC3339Timestamps {
 		h.Set("Webhook-Timestamp", s.Envelope.Stamp.UTC().Format(time.RFC3339))
 	} else {
 		h.Set("Webhook-Timestamp", strconv.FormatInt(s.Envelope.Stamp.Unix(), 10))
@@ -242,6 +238,7 @@ func (r *Relay) job(ctx context.Context, orderID string, s *statestore.Snapshot,
 	return Job{
 		OrderID: orderID, Partner: s.Partner, Version: s.Version, WebhookID: s.Envelope.WebhookID, Stamp: s.Envelope.Stamp,
 		Digest: statestore.BodyDigest(s.Body), Request: webhook.Request{Body: s.Body, Header: h},
+		Trace: sc, PropagateTrace: p.PropagateTraceContext,
 	}
 }
 
