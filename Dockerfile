@@ -22,6 +22,9 @@ LABEL org.opencontainers.image.title="ucprelay" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=build /out/ucprelay /usr/local/bin/ucprelay
 USER nonroot:nonroot
+# The binary listens on loopback by default; in the container's own network namespace the
+# probes and the scraper need the pod address.
+ENV UCPRELAY_TELEMETRY__LISTEN=:8080
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/ucprelay"]
 CMD ["run", "--config", "/etc/ucprelay/config.yaml"]

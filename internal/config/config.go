@@ -81,7 +81,8 @@ type MappingRule struct {
 
 // Telemetry configures the operational endpoints and exporters.
 type Telemetry struct {
-	// Listen is the address of /metrics, /healthz and /readyz. Default ":8080"; empty
+	// Listen is the address of /metrics, /healthz and /readyz. Default "127.0.0.1:8080"
+	// (loopback: nothing is exposed unless asked; the Helm chart sets ":8080"); empty
 	// turns the server off.
 	Listen string `koanf:"listen"`
 	// OTLPEndpoint, e.g. http://otel-collector:4318, receives traces and metrics over
@@ -296,7 +297,7 @@ type Log struct {
 func Defaults() Config {
 	return Config{
 		Kafka:     Kafka{ClientID: "ucprelay", Group: "ucprelay", StateTopic: "ucprelay.state", RepartitionTopic: "ucprelay.repartition", DeadLetterTopic: "ucprelay.dlq", TransactionalIDPrefix: "ucprelay-"},
-		Telemetry: Telemetry{Listen: ":8080"},
+		Telemetry: Telemetry{Listen: "127.0.0.1:8080"},
 		Log:       Log{Level: "info"},
 		Reload:    Reload{Interval: 10 * time.Second},
 	}

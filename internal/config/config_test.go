@@ -140,7 +140,7 @@ func TestUnsetKeysStayUnsetExplicitZeroRefused(t *testing.T) {
 	if d.MaxAttempts != 0 || d.AttemptTimeout != 0 || d.MaxPending != 0 || d.Breaker != (config.Breaker{}) || c.Kafka.SessionTimeout != 0 || c.Kafka.Partitioner != "" {
 		t.Errorf("component defaults restated by config: %+v %+v", d, c.Kafka)
 	}
-	if c.Kafka.Group != "ucprelay" || c.Kafka.StateTopic != "ucprelay.state" || c.Telemetry.Listen != ":8080" || c.Log.Level != "info" {
+	if c.Kafka.Group != "ucprelay" || c.Kafka.StateTopic != "ucprelay.state" || c.Telemetry.Listen != "127.0.0.1:8080" || c.Log.Level != "info" {
 		t.Errorf("the command line's own defaults: %+v", c)
 	}
 	for key, yaml := range map[string]string{

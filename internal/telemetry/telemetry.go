@@ -138,9 +138,12 @@ func Handler(metrics http.Handler, h Health) http.Handler {
 	return mux
 }
 
-// Serve serves handler on ln until ctx ends, then shuts the server down within 5 s.
+// Serve serves handler on ln until ctx ends, then shuts the server down within 5 s. Every
+// phase of a connection has a bound, so slow or idle clients cannot hold the server's
+// connections: headers 5 s, the whole request 10 s, the answer 30 s, idle keep-alive 60 s.
 func Serve(ctx context.Context, ln net.Listener, handler http.Handler) error {
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {
