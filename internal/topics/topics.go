@@ -240,7 +240,8 @@ func (a *Admin) waitVisible(ctx context.Context, cs []Created) error {
 }
 
 // Check verifies the layout before the relay runs: every topic exists, the input topics
-// share one partition count, the state topic has that count and is compacted. It returns
+// share one partition count, the state topic has that count and is compacted, and only
+// compacted (cleanup.policy compact alone: compact,delete deletes state by age). It returns
 // the input partition count.
 func Check(ctx context.Context, adm *Admin, l Layout) (int32, error) {
 	in := l.Input
@@ -291,10 +292,26 @@ func Check(ctx context.Context, adm *Admin, l Layout) (int32, error) {
 			policy = c.MaybeValue()
 		}
 	}
-	if !strings.Contains(policy, "compact") {
-		return 0, fmt.Errorf("topics: %w: %s has cleanup.policy=%q; set it to compact", ErrNotCompacted, l.State, policy)
+	if !compactOnly(policy) {
+		return 0, fmt.Errorf("topics: %w: %s has cleanup.policy=%q; set it to compact alone (with delete the broker removes "+
+			"state older than retention.ms: order history lost, stamps restarted)", ErrNotCompacted, l.State, policy)
 	}
 	return n, nil
+}
+
+// compactOnly reports whether a cleanup.policy keeps every key's latest record for good:
+// compact, and not delete beside it.
+func compactOnly(policy string) bool {
+	var compact bool
+	for _, p := range strings.Split(policy, ",") {
+		switch strings.TrimSpace(p) {
+		case "compact":
+			compact = true
+		case "delete":
+			return false
+		}
+	}
+	return compact
 }
 
 // DefaultMaxMessageBytes is the broker's default max.message.bytes.

@@ -75,6 +75,12 @@ func testLayout(t *testing.T, seeds []string) {
 	if _, err := topics.Check(ctx, ta, bad); !errors.Is(err, topics.ErrNotCompacted) {
 		t.Fatalf("delete-policy state: want ErrNotCompacted, got %v", err)
 	}
+	// compact,delete deletes state older than the retention: refused too.
+	both := topics.Layout{Input: l.Input, State: n.Topic("state-compact-delete"), DeadLetter: l.DeadLetter}
+	kafkatest.CreateTopic(t, adm, both.State, 6, map[string]*string{"cleanup.policy": ptr("compact,delete")})
+	if _, err := topics.Check(ctx, ta, both); !errors.Is(err, topics.ErrNotCompacted) {
+		t.Fatalf("compact,delete state: want ErrNotCompacted, got %v", err)
+	}
 }
 
 // waitPartitions waits until the grown input topic's new partitions show in metadata.
@@ -92,3 +98,4 @@ func waitPartitions(t *testing.T, ta *topics.Admin, l topics.Layout, want int32)
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+func ptr(s string) *string { return &s }
