@@ -74,8 +74,8 @@ func TestRunRejectsBadConfigNamingTheKey(t *testing.T) {
 	}
 }
 
-// topics create makes the dead-letter topic on the real broker, and run then refuses a
-// layout whose input topic is missing.
+// topics create makes the dead-letter topic on the real broker, topics check shows the
+// layout and its settings, and run then refuses a layout whose input topic is missing.
 func TestTopicsCreateAndRunChecksLayout(t *testing.T) {
 	t.Parallel()
 	seeds := kafkatest.Brokers(t)
@@ -89,6 +89,16 @@ func TestTopicsCreateAndRunChecksLayout(t *testing.T) {
 	out, err = run(t, nil, "--config", cfg, "topics", "create", "--replication", "1")
 	if err != nil || !strings.Contains(out, "exists") {
 		t.Fatalf("topics create again: %v\n%s", err, out)
+	}
+	// topics check: the layout is one run accepts; the state topic's settings are shown.
+	out, err = run(t, nil, "--config", cfg, "topics", "check")
+	if err != nil || !strings.Contains(out, "layout ok") || !strings.Contains(out, state+": 2 partitions, replication 1") ||
+		!strings.Contains(out, "cleanup.policy=compact\n") || !strings.Contains(out, "max.message.bytes=") || !strings.Contains(out, "delete.retention.ms=") {
+		t.Fatalf("topics check: %v\n%s", err, out)
+	}
+	out, err = run(t, []string{"UCPRELAY_KAFKA__STATE_TOPIC=" + n.Topic("missing-state")}, "--config", cfg, "topics", "check")
+	if err == nil || !strings.Contains(err.Error(), "missing-state") {
+		t.Fatalf("topics check of a missing state topic: %v\n%s", err, out)
 	}
 	_, err = run(t, []string{"UCPRELAY_KAFKA__INPUT_TOPIC=" + n.Topic("missing")}, "--config", cfg, "run")
 	if err == nil || !strings.Contains(err.Error(), "does not exist") {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -43,6 +45,57 @@ func (a *app) topicsCmd() *cobra.Command {
 	create.Flags().Int16Var(&replication, "replication", 3, "replication factor of the new topics")
 	create.Flags().Int32Var(&dlqPartitions, "dead-letter-partitions", 0, "partitions of the dead-letter topic (default: as many as the input)")
 	a.configFlags(create, toolKeys)
-	cmd.AddCommand(create)
+	check := &cobra.Command{
+		Use:   "check",
+		Short: "Check the layout run requires and show each topic's partitions, replication and retention settings (read only)",
+		Long: `check verifies what run checks at start (every topic exists, the inputs and the state topic
+share one partition count, the state topic is compacted and only compacted) and prints, for
+every topic the configuration names, its partitions, replication factor and the settings
+that decide whether state survives and how large a record may be (cleanup.policy,
+retention.ms, delete.retention.ms, min.compaction.lag.ms, max.message.bytes,
+min.insync.replicas), with a warning where a setting puts data at risk. It writes nothing
+and exits non-zero when the layout would stop run.`,
+		Example: `  ucprelay topics check --config relay.yaml`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags(), false)
+			if err != nil {
+				return err
+			}
+			cl, err := kgo.NewClient(cfg.kafka...)
+			if err != nil {
+				return fmt.Errorf("kafka client: %w", err)
+			}
+			defer cl.Close()
+			adm := topics.NewAdmin(cl)
+			l := layout(cfg)
+			_, checkErr := topics.Check(cmd.Context(), adm, l)
+			names := append(append(slices.Clone(l.Input), l.Rekeyed...), l.State, l.DeadLetter)
+			if l.Repartition != "" {
+				names = append(names, l.Repartition)
+			}
+			infos, err := topics.Describe(cmd.Context(), adm, names...)
+			if err != nil {
+				return errors.Join(checkErr, err)
+			}
+			w := cmd.OutOrStdout()
+			for _, in := range infos {
+				fmt.Fprintf(w, "%s: %d partitions, replication %d\n", in.Topic, in.Partitions, in.Replication)
+				for _, k := range topics.ShownConfigs() {
+					fmt.Fprintf(w, "  %s=%s\n", k, in.Configs[k])
+				}
+				for _, warn := range in.Warnings {
+					fmt.Fprintf(w, "  warning: %s\n", warn)
+				}
+			}
+			if checkErr != nil {
+				return checkErr
+			}
+			fmt.Fprintln(w, "layout ok")
+			return nil
+		},
+	}
+	a.configFlags(check, toolKeys)
+	cmd.AddCommand(create, check)
 	return cmd
 }
