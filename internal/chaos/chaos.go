@@ -84,6 +84,14 @@ type Replica struct {
 // NewReplica returns a replica (not started).
 func (d *Deployment) NewReplica(name string) *Replica { return &Replica{Name: name, d: d} }
 
+// Command is a one-off ucprelay command (dlq replay, state migrate, state inspect) of the
+// deployment's binary, in a replica's environment (ReplicaEnviron).
+func (d *Deployment) Command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, d.Binary, args...) //nolint:gosec // the binary this package built
+	cmd.Env = ReplicaEnviron()
+	return cmd
+}
+
 func (d *Deployment) config(name string) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "kafka:\n  brokers: [%s]\n  input_topic: %s\n  state_topic: %s\n  dead_letter_topic: %s\n  group: %s\n",
@@ -94,7 +102,7 @@ func (d *Deployment) config(name string) string {
 	}
 	// The replica's name travels as the API key in a header of its own, so a test can
 	// tell which replica sent a request.
-	fmt.Fprintf(&b, "partners:\n  google:\n    base_url: %s\n    api_key_env: CHAOS_REPLICA\n    api_key_header: X-Chaos-Replica\ndelivery:\n  attempt_timeout: %s\n  max_attempts: 30\n  backoff_initial: 20ms\n  backoff_max: 2s\nlog:\n  level: info\ntelemetry:\n  listen: 127.0.0.1:0\n", d.SinkURL, d.SessionTimeout/3)
+	fmt.Fprintf(&b, "partners:\n  google:\n    base_url: %s\n    allow_insecure_http: true\n    api_key_env: CHAOS_REPLICA\n    api_key_header: X-Chaos-Replica\ndelivery:\n  attempt_timeout: %s\n  max_attempts: 30\n  backoff_initial: 20ms\n  backoff_max: 2s\nlog:\n  level: info\ntelemetry:\n  listen: 127.0.0.1:0\n", d.SinkURL, d.SessionTimeout/3)
 	return b.String()
 }
 
@@ -117,7 +125,7 @@ func (r *Replica) Start(ctx context.Context) error {
 	fmt.Fprintf(logf, "---- run %d at %s\n", r.runs, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.CommandContext(ctx, r.d.Binary, "run", "--config", cfg) //nolint:gosec // the binary this package built
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "UCPRELAY_LOG__LEVEL=info", "CHAOS_REPLICA="+r.Name+"/"+strconv.Itoa(r.runs))
+	cmd.Env = append(ReplicaEnviron(), "UCPRELAY_LOG__LEVEL=info", "CHAOS_REPLICA="+r.Name+"/"+strconv.Itoa(r.runs))
 	if err := cmd.Start(); err != nil {
 		_ = logf.Close()
 		return fmt.Errorf("chaos: start %s: %w", r.Name, err)
@@ -211,3 +219,16 @@ func NewWorkload(orders int, partner string, seed uint64) Workload {
 
 // Events counts the workload's events.
 func (w Workload) Events() int { return len(w.Stream) }
+
+// ReplicaEnviron is this process's environment without the test harness's own
+// UCPRELAY_TEST_* variables (the brokers `make test` started): a replica reads every
+// other UCPRELAY_* variable as configuration and refuses unknown ones.
+func ReplicaEnviron() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "UCPRELAY_TEST_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

@@ -390,18 +390,18 @@ func TestPartitionGrowthRealKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.parts = 6
-	run := exec.CommandContext(ctx, w.d.Binary, "run", "--config", w.d.Dir+"/r1.yaml")
-	run.Env = append(os.Environ(), "CHAOS_REPLICA=r1") // the partner key its config names, as a replica has it
+	run := w.d.Command(ctx, "run", "--config", w.d.Dir+"/r1.yaml")
+	run.Env = append(run.Env, "CHAOS_REPLICA=r1") // the partner key its config names, as a replica has it
 	out, err := run.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "state migrate") {
 		t.Fatalf("relay on a grown input: %v\n%s", err, out)
 	}
-	out, err = exec.CommandContext(ctx, w.d.Binary, "state", "migrate", "--config", w.d.Dir+"/r1.yaml").CombinedOutput()
+	out, err = w.d.Command(ctx, "state", "migrate", "--config", w.d.Dir+"/r1.yaml").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "to 6 partitions") {
 		t.Fatalf("state migrate: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
-	out, err = exec.CommandContext(ctx, w.d.Binary, "state", "migrate", "--config", w.d.Dir+"/r1.yaml").CombinedOutput()
+	out, err = w.d.Command(ctx, "state", "migrate", "--config", w.d.Dir+"/r1.yaml").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), " 0 moved") {
 		t.Fatalf("state migrate again: %v\n%s", err, out)
 	}
@@ -423,7 +423,7 @@ func TestPartitionGrowthRealKafka(t *testing.T) {
 	}
 	// state inspect finds an order in its new partition, with its final snapshot.
 	id := wl.Stream[n-1].OrderID
-	out, err = exec.CommandContext(ctx, w.d.Binary, "state", "inspect", id, "--config", w.d.Dir+"/r1.yaml").Output()
+	out, err = w.d.Command(ctx, "state", "inspect", id, "--config", w.d.Dir+"/r1.yaml").Output()
 	if err != nil {
 		t.Fatalf("state inspect: %v\n%s", err, out)
 	}

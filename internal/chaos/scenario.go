@@ -190,7 +190,7 @@ func RunScenario(ctx context.Context, o ScenarioOptions) (Report, error) {
 		return rep, err
 	}
 	s.say("%d of %d orders not refused are not at their final state before the replay (dead letters %v)", len(missing), len(waitable), rep.DeadBefore)
-	out, err := exec.CommandContext(ctx, s.d.Binary, "dlq", "replay", "--config", filepath.Join(s.d.Dir, s.reps[0].Name+".yaml")).CombinedOutput() //nolint:gosec // our binary
+	out, err := s.d.Command(ctx, "dlq", "replay", "--config", filepath.Join(s.d.Dir, s.reps[0].Name+".yaml")).CombinedOutput()
 	if err != nil {
 		return rep, fmt.Errorf("chaos: dlq replay: %w\n%s", err, out)
 	}
@@ -418,7 +418,7 @@ func (s *scenarioRun) faultsSchedule(ctx context.Context) error {
 			var out []byte
 			var err error
 			for range 30 { // the group may take a moment to see every member gone
-				out, err = exec.CommandContext(ctx, s.d.Binary, "state", "migrate", "--config", filepath.Join(s.d.Dir, "r1.yaml")).CombinedOutput() //nolint:gosec // our binary
+				out, err = s.d.Command(ctx, "state", "migrate", "--config", filepath.Join(s.d.Dir, "r1.yaml")).CombinedOutput()
 				if err == nil || !strings.Contains(string(out), "active members") {
 					break
 				}
