@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -149,6 +150,8 @@ func startExample(ctx context.Context, t *testing.T, dir string, tt testTopics, 
 		}
 		cfg = strings.ReplaceAll(cfg, old, new)
 	}
+	// The test's sink is plain http on loopback: say so, as a local test sink must.
+	cfg = regexp.MustCompile(`(?m)^( *)base_url: `+regexp.QuoteMeta(hs.URL)+`$`).ReplaceAllString(cfg, "${0}\n${1}allow_insecure_http: true")
 	e.file = writeConfig(t, cfg)
 	if out, err := run(t, e.env, "--config", e.file, "topics", "create", "--replication", "1"); err != nil {
 		t.Fatalf("topics create: %v\n%s", err, out)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -42,7 +44,7 @@ func (tt testTopics) variant(t *testing.T, tag string) testTopics {
 func (tt testTopics) config(t *testing.T, broker, kafka, partnerURL, rest string) string {
 	t.Helper()
 	return writeConfig(t, "kafka:\n  brokers: ["+broker+"]\n  input_topic: "+tt.input+"\n  state_topic: "+tt.state+"\n  dead_letter_topic: "+tt.dlq+"\n"+
-		kafka+"partners:\n  google:\n    base_url: "+partnerURL+"\n"+rest)
+		kafka+"partners:\n  google:\n    base_url: "+partnerURL+"\n    allow_insecure_http: "+strconv.FormatBool(strings.HasPrefix(partnerURL, "http://"))+"\n"+rest)
 }
 
 // writeConfig writes a configuration file and returns its path.

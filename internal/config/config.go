@@ -190,6 +190,10 @@ type Partner struct {
 	// TimestampFormat of the Webhook-Timestamp header: unix (seconds, the UCP OpenAPI's
 	// type; default) or rfc3339 (Google's example).
 	TimestampFormat string `koanf:"timestamp_format"`
+	// AllowInsecureHTTP accepts an http:// BaseURL although the partner gets an API key or
+	// signed requests: the key would cross the network in clear. For a local test sink
+	// and the demo; never for a real partner.
+	AllowInsecureHTTP bool `koanf:"allow_insecure_http"`
 	// PropagateTraceContext sends the W3C trace context of the input record (traceparent,
 	// tracestate) to this partner. Default false: a partner sees nothing internal.
 	PropagateTraceContext bool `koanf:"propagate_trace_context"`
@@ -484,6 +488,9 @@ func (c *Config) Validate() error {
 		key := "partners." + id
 		if p.BaseURL == "" {
 			bad(key+".base_url", "required: the partner's https://host[/prefix]")
+		}
+		if strings.HasPrefix(strings.ToLower(p.BaseURL), "http://") && !p.AllowInsecureHTTP && (p.APIKeyFile != "" || p.APIKeyEnv != "" || len(p.Signing.KeySet()) > 0) {
+			bad(key+".base_url", "%s is plain http, and the partner gets an API key or signed requests: use https, or set %s.allow_insecure_http: true for a local test sink", p.BaseURL, key)
 		}
 		if p.UCPVersion != "" {
 			if _, err := ucp.ParseVersion(p.UCPVersion); err != nil {

@@ -284,3 +284,26 @@ func TestUnknownKeysRefused(t *testing.T) {
 		t.Errorf("a command's own flags: %v", err)
 	}
 }
+
+// A partner reached over plain http gets no API key or signature unless the
+// configuration says it is a local test sink.
+func TestInsecureHTTPPartnerRefused(t *testing.T) {
+	t.Parallel()
+	const kafka = "kafka: {brokers: [k:9092], input_topic: orders}\n"
+	for yaml, ok := range map[string]bool{
+		`partners: {p: {base_url: "http://127.0.0.1:8080", api_key_env: K}}`:                            false,
+		`partners: {p: {base_url: "HTTP://sink:8080", api_key_file: /k}}`:                               false,
+		`partners: {p: {base_url: "http://sink:8080", signing: {key_file: /k.pem, key_id: k}}}`:         false,
+		`partners: {p: {base_url: "http://127.0.0.1:8080", api_key_env: K, allow_insecure_http: true}}`: true,
+		`partners: {p: {base_url: "http://127.0.0.1:8080"}}`:                                            true,
+		`partners: {p: {base_url: "https://partner.example.com", api_key_env: K}}`:                      true,
+	} {
+		_, err := config.Load(config.Sources{File: write(t, kafka+yaml+"\n")})
+		if ok && err != nil {
+			t.Errorf("%s: %v", yaml, err)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "partners.p.allow_insecure_http: true")) {
+			t.Errorf("%s: %v, want a refusal naming allow_insecure_http", yaml, err)
+		}
+	}
+}
