@@ -119,6 +119,9 @@ configuration is invalid or a secret cannot be read.`,
 			for _, r := range s.resolved {
 				out = fmt.Appendf(out, "# %s\n", r)
 			}
+			for _, w := range s.warnings {
+				out = fmt.Appendf(out, "# warning: %s\n", w)
+			}
 			_, err = cmd.OutOrStdout().Write(out)
 			return err
 		},

@@ -93,6 +93,9 @@ func (h healthOf) Ready() (bool, any) { return h() }
 // codec (with the schema registry when one is configured).
 func (a *app) buildRelay(ctx context.Context, cfg *settings) (*relay.Relay, error) {
 	log := newLogger(a.stderr, cfg.Log.Level)
+	for _, w := range cfg.warnings {
+		log.Warn(w)
+	}
 	check, err := kgo.NewClient(cfg.kafka...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)

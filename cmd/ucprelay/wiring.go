@@ -40,6 +40,9 @@ type settings struct {
 	secrets []string
 	// resolved says how each secret resolved (never its value), for `config check`.
 	resolved []string
+	// warnings name settings that work but weaken security; run logs them at start,
+	// `config check` prints them.
+	warnings []string
 	// snd is the webhook sender of every partner.
 	snd *webhook.Sender
 	// mapper maps the merchant's records to order events; nil without a mapping.
@@ -160,6 +163,9 @@ func (s *settings) wireKafka(environ []string) error {
 	switch strings.ToUpper(sc.Mechanism) {
 	case "PLAIN":
 		m = plain.Auth{User: sc.Username, Pass: pw.Reveal()}.AsMechanism()
+		if !k.TLS.Enabled && k.TLS.CAFile == "" && k.TLS.CertFile == "" {
+			s.warnings = append(s.warnings, "kafka.sasl.mechanism PLAIN without kafka.tls: the password crosses the network in clear; enable kafka.tls or use SCRAM-SHA-512")
+		}
 	case "SCRAM-SHA-256":
 		m = scram.Auth{User: sc.Username, Pass: pw.Reveal()}.AsSha256Mechanism()
 	case "SCRAM-SHA-512":

@@ -88,6 +88,19 @@ partners: {google: {base_url: "https://x", api_key_env: GOOGLE_KEY}}
 	if ep := s.partners["google"].Endpoint; !ep.APIKey.IsZero() || ep.Signer != nil || len(s.kafka) != 3 {
 		t.Errorf("without partner secrets: key set %v, signer %v, %d Kafka options", !ep.APIKey.IsZero(), ep.Signer, len(s.kafka))
 	}
+	// SASL PLAIN without TLS sends the password in clear: a warning, which config check
+	// shows; with TLS, or with SCRAM, none.
+	if len(s.warnings) != 1 || !strings.Contains(s.warnings[0], "PLAIN without kafka.tls") {
+		t.Errorf("PLAIN without TLS: warnings %q", s.warnings)
+	}
+	s, err = a.loadConfig(writeConfig(t, "kafka: {brokers: [k:9092], input_topic: orders, sasl: {mechanism: SCRAM-SHA-512, username: u, password_env: KP}}\npartners: {google: {base_url: \"https://x\"}}\n"), nil, false)
+	if err != nil || len(s.warnings) != 0 {
+		t.Errorf("SCRAM: %v, warnings %q", err, s.warnings)
+	}
+	out, err := run(t, []string{"KP=pw"}, "config", "check", writeConfig(t, "kafka: {brokers: [k:9092], input_topic: orders, sasl: {mechanism: PLAIN, username: u, password_env: KP}}\npartners: {google: {base_url: \"https://x\"}}\n"))
+	if err != nil || !strings.Contains(out, "# warning: kafka.sasl.mechanism PLAIN without kafka.tls") {
+		t.Errorf("config check of PLAIN without TLS: %v\n%s", err, out)
+	}
 }
 
 // signing.alg picks the signer: EdDSA loads an Ed25519 key into the RFC 9421 signer; an
