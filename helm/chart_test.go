@@ -145,7 +145,15 @@ func TestChartDefaults(t *testing.T) {
 	if err := os.WriteFile(p, []byte(strings.ReplaceAll(text, "/var/run/secrets/ucprelay/google-api-key", keyFile)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.CommandContext(context.Background(), "go", "run", filepath.Join("..", "cmd", "ucprelay"), "config", "check", p).CombinedOutput()
+	check := exec.CommandContext(context.Background(), "go", "run", filepath.Join("..", "cmd", "ucprelay"), "config", "check", p)
+	// As the pod has it: without the test harness's UCPRELAY_TEST_* variables, which
+	// strict loading would refuse as unknown configuration.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "UCPRELAY_TEST_") {
+			check.Env = append(check.Env, kv)
+		}
+	}
+	out, err := check.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the chart's config is refused: %v\n%s\n%s", err, out, text)
 	}
