@@ -19,19 +19,15 @@ func (a *app) topicsCmd() *cobra.Command {
 		Use:   "create",
 		Short: "Create the dead-letter topic (and the state topic, co-partitioned with the input)",
 		Example: `  ucprelay topics create --config relay.yaml
-  UCPRELAY_KAFKA__BROKERS=127.0.0.1:9092 UCPRELAY_KAFKA__INPUT_TOPICS=orders ucprelay topics create --replication 3`,
+  UCPRELAY_KAFKA__BROKERS=127.0.0.1:9092 UCPRELAY_KAFKA__INPUT_TOPIC=orders ucprelay topics create --replication 3`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags(), false)
+			cfg, adm, done, err := a.topicsAdmin(cmd)
 			if err != nil {
 				return err
 			}
-			cl, err := kgo.NewClient(cfg.kafka...)
-			if err != nil {
-				return fmt.Errorf("kafka client: %w", err)
-			}
-			defer cl.Close()
-			created, err := topics.Create(cmd.Context(), topics.NewAdmin(cl), layout(cfg), replication, dlqPartitions)
+			defer done()
+			created, err := topics.Create(cmd.Context(), adm, layout(cfg), replication, dlqPartitions)
 			for _, c := range created {
 				state := "created"
 				if c.Existed {
@@ -58,16 +54,11 @@ and exits non-zero when the layout would stop run.`,
 		Example: `  ucprelay topics check --config relay.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags(), false)
+			cfg, adm, done, err := a.topicsAdmin(cmd)
 			if err != nil {
 				return err
 			}
-			cl, err := kgo.NewClient(cfg.kafka...)
-			if err != nil {
-				return fmt.Errorf("kafka client: %w", err)
-			}
-			defer cl.Close()
-			adm := topics.NewAdmin(cl)
+			defer done()
 			l := layout(cfg)
 			_, checkErr := topics.Check(cmd.Context(), adm, l)
 			names := append(append(slices.Clone(l.Input), l.Rekeyed...), l.State, l.DeadLetter)
@@ -98,4 +89,18 @@ and exits non-zero when the layout would stop run.`,
 	a.configFlags(check, toolKeys)
 	cmd.AddCommand(create, check)
 	return cmd
+}
+
+// topicsAdmin loads the configuration, checks the brokers answer, and returns an admin
+// over a client of its own, with the function that closes it.
+func (a *app) topicsAdmin(cmd *cobra.Command) (*settings, *topics.Admin, func(), error) {
+	cfg, err := a.loadKafkaConfig(cmd.Context(), cmd.Flags(), false)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cl, err := kgo.NewClient(cfg.kafka...)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("kafka client: %w", err)
+	}
+	return cfg, topics.NewAdmin(cl), cl.Close, nil
 }
