@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
@@ -181,6 +182,41 @@ func (a *app) requestState(ctx context.Context, cmd *cobra.Command, cfg *setting
 // ErrGroupActive means relays still run: a migration would race them.
 var ErrGroupActive = errors.New("the consumer group has active members")
 
+// groupIdle returns nil when the consumer group has no members under either protocol:
+// the classic one (DescribeGroups) and the consumer one of KIP-848
+// (ConsumerGroupDescribe), which the classic describe does not see. A group that does
+// not exist under a protocol has no members there; any other describe error fails, so
+// an unreadable group never passes as idle.
+func groupIdle(ctx context.Context, adm *kadm.Client, group string) error {
+	classic, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return fmt.Errorf("describe group %s (classic protocol): %w", group, err)
+	}
+	if g, ok := classic[group]; ok {
+		if g.Err != nil && !errors.Is(g.Err, kerr.GroupIDNotFound) {
+			return fmt.Errorf("describe group %s (classic protocol): %w", group, g.Err)
+		}
+		if g.Err == nil && len(g.Members) > 0 {
+			return fmt.Errorf("%w: %s has %d on the classic protocol (state %s); stop the relays first, or pass --force",
+				ErrGroupActive, group, len(g.Members), g.State)
+		}
+	}
+	consumer, err := adm.DescribeConsumerGroups(ctx, group)
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+		return fmt.Errorf("describe group %s (consumer protocol): %w", group, err)
+	}
+	if g, ok := consumer[group]; ok {
+		if g.Err != nil && !errors.Is(g.Err, kerr.GroupIDNotFound) {
+			return fmt.Errorf("describe group %s (consumer protocol): %w", group, g.Err)
+		}
+		if g.Err == nil && len(g.Members) > 0 {
+			return fmt.Errorf("%w: %s has %d on the consumer protocol (state %s); stop the relays first, or pass --force",
+				ErrGroupActive, group, len(g.Members), g.State)
+		}
+	}
+	return nil
+}
+
 func (a *app) migrateState(ctx context.Context, cmd *cobra.Command, cfg *settings, force bool) error {
 	cl, err := kgo.NewClient(cfg.kafka...)
 	if err != nil {
@@ -188,13 +224,10 @@ func (a *app) migrateState(ctx context.Context, cmd *cobra.Command, cfg *setting
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	groups, err := adm.DescribeGroups(ctx, cfg.Kafka.Group)
-	if err != nil {
-		return fmt.Errorf("describe group %s: %w", cfg.Kafka.Group, err)
-	}
-	if g, ok := groups[cfg.Kafka.Group]; ok && len(g.Members) > 0 && !force {
-		return fmt.Errorf("state migrate: %w: %s has %d (state %s); stop the relays first, or pass --force",
-			ErrGroupActive, cfg.Kafka.Group, len(g.Members), g.State)
+	if !force {
+		if err := groupIdle(ctx, adm, cfg.Kafka.Group); err != nil {
+			return fmt.Errorf("state migrate: %w", err)
+		}
 	}
 	md, err := adm.Metadata(ctx, cfg.Kafka.InputTopic)
 	if err != nil {
