@@ -113,7 +113,7 @@ func mappingCodec(cfg *settings) (*avrocodec.Codec, *sr.Client, error) {
 		c, err := avrocodec.New()
 		return c, nil, err
 	}
-	reg, err := registryClient(cfg.SchemaRegistry.URL)
+	reg, err := cfg.registryClient()
 	if err != nil {
 		return nil, nil, fmt.Errorf("schema registry client: %w", err)
 	}

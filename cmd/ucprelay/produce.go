@@ -158,7 +158,7 @@ func produceEvents(ctx context.Context, cmd *cobra.Command, cfg *settings, codec
 		if cfg.SchemaRegistry.URL == "" {
 			return errors.New("produce: --framing confluent needs schema_registry.url")
 		}
-		reg, err := registryClient(cfg.SchemaRegistry.URL)
+		reg, err := cfg.registryClient()
 		if err != nil {
 			return fmt.Errorf("produce: schema registry client: %w", err)
 		}

@@ -109,7 +109,7 @@ func (a *app) buildRelay(ctx context.Context, cfg *settings) (*relay.Relay, erro
 	}
 	var codecOpts []avrocodec.Option
 	if cfg.SchemaRegistry.URL != "" {
-		reg, err := registryClient(cfg.SchemaRegistry.URL)
+		reg, err := cfg.registryClient()
 		if err != nil {
 			return nil, fmt.Errorf("schema registry client: %w", err)
 		}

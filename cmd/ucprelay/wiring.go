@@ -34,6 +34,9 @@ type settings struct {
 	// kafka are the connection options of every Kafka client (seeds, client id, rack,
 	// TLS, SASL).
 	kafka []kgo.Opt
+	// registry are the schema registry client's options (URLs, TLS, credentials); nil
+	// without schema_registry.url.
+	registry []sr.ClientOpt
 	// partners are the relay's partners, by id.
 	partners map[string]relay.Partner
 	// secrets are the values every dead-letter error text is redacted of.
@@ -100,6 +103,9 @@ func wire(cfg *config.Config, environ []string, partnerSecrets bool) (*settings,
 	if err := s.wireKafka(environ); err != nil {
 		errs = append(errs, err)
 	}
+	if err := s.wireRegistry(environ); err != nil {
+		errs = append(errs, err)
+	}
 	for _, id := range cfg.PartnerIDs() {
 		p, notes, err := partner(cfg, id, environ, partnerSecrets)
 		if err != nil {
@@ -133,20 +139,9 @@ func (s *settings) wireKafka(environ []string) error {
 		s.kafka = append(s.kafka, kgo.Rack(k.Rack))
 	}
 	if t := k.TLS; t.Enabled || t.CAFile != "" || t.CertFile != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
-		if t.CAFile != "" {
-			pool, err := certPool(t.CAFile)
-			if err != nil {
-				return fmt.Errorf("config: kafka.tls.ca_file: %w", err)
-			}
-			tc.RootCAs = pool
-		}
-		if t.CertFile != "" || t.KeyFile != "" {
-			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-			if err != nil {
-				return fmt.Errorf("config: kafka.tls.cert_file/key_file: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
+		tc, err := tlsConfig("kafka.tls", t)
+		if err != nil {
+			return err
 		}
 		s.kafka = append(s.kafka, kgo.DialTLSConfig(tc))
 		s.resolved = append(s.resolved, fmt.Sprintf("kafka.tls: on (%d client certificates)", len(tc.Certificates)))
@@ -337,13 +332,91 @@ func secretFrom(key, file, env string, environ []string) (webhook.Secret, error)
 	return webhook.Secret{}, nil
 }
 
+// tlsConfig is the client TLS of t (at least TLS 1.2); key names the keys in errors.
+func tlsConfig(key string, t config.TLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pool, err := certPool(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("config: %s.ca_file: %w", key, err)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("config: %s.cert_file/key_file: %w", key, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
 // registryTimeout bounds one schema registry request (franz-go's own default).
 const registryTimeout = 5 * time.Second
 
-// registryClient returns the schema registry client at url. It follows no redirect: the
-// url can carry credentials, and a redirect would send them (or a schema) to another host.
-func registryClient(url string) (*sr.Client, error) {
-	return sr.NewClient(sr.URLs(url), sr.HTTPClient(webhook.NoRedirects(&http.Client{Timeout: registryTimeout})))
+// wireRegistry builds the schema registry client's options: its URLs, TLS (files read
+// now) and credentials (basic auth or a bearer token, read now and kept as secrets). A
+// credential over plain http warns, as SASL PLAIN without TLS does.
+func (s *settings) wireRegistry(environ []string) error {
+	r := s.SchemaRegistry
+	urls := r.URLs()
+	if len(urls) == 0 {
+		return nil
+	}
+	// No redirect is followed: a request carries credentials, and a redirect would send
+	// them (or a schema) to another host.
+	s.registry = []sr.ClientOpt{sr.URLs(urls...), sr.HTTPClient(webhook.NoRedirects(&http.Client{Timeout: registryTimeout})),
+		sr.UserAgent("ucprelay/" + buildinfo.String())}
+	if t := r.TLS; t.Enabled || t.CAFile != "" || t.CertFile != "" {
+		tc, err := tlsConfig("schema_registry.tls", t)
+		if err != nil {
+			return err
+		}
+		s.registry = append(s.registry, sr.DialTLSConfig(tc))
+		s.resolved = append(s.resolved, fmt.Sprintf("schema_registry.tls: on (%d client certificates)", len(tc.Certificates)))
+	}
+	credential := ""
+	switch ba := r.BasicAuth; {
+	case ba.Username != "":
+		pw, err := secretFrom("schema_registry.basic_auth", ba.PasswordFile, ba.PasswordEnv, environ)
+		if err != nil {
+			return err
+		}
+		s.registry = append(s.registry, sr.BasicAuth(ba.Username, pw.Reveal()))
+		s.secrets = append(s.secrets, pw.Reveal())
+		credential = "schema_registry.basic_auth"
+	case r.BearerTokenFile != "":
+		tok, err := secretFrom("schema_registry.bearer_token_file", r.BearerTokenFile, "", environ)
+		if err != nil {
+			return err
+		}
+		if tok.Reveal() == "" {
+			return fmt.Errorf("config: schema_registry.bearer_token_file: %s is empty", r.BearerTokenFile)
+		}
+		s.registry = append(s.registry, sr.BearerToken(tok.Reveal()))
+		s.secrets = append(s.secrets, tok.Reveal())
+		credential = "schema_registry.bearer_token_file"
+	}
+	if credential == "" {
+		return nil
+	}
+	s.resolved = append(s.resolved, fmt.Sprintf("%s: %s (resolved)", credential, webhook.Redacted))
+	for _, u := range urls {
+		if strings.HasPrefix(strings.ToLower(u), "http://") {
+			s.warnings = append(s.warnings, fmt.Sprintf("%s over plain http (%s): the credential crosses the network in clear; use an https:// registry URL",
+				credential, config.RedactURLs(u)))
+		}
+	}
+	return nil
+}
+
+// registryClient returns the schema registry client of the configuration.
+func (s *settings) registryClient() (*sr.Client, error) {
+	if s.registry == nil {
+		return nil, errors.New("schema_registry.url is not set")
+	}
+	return sr.NewClient(s.registry...)
 }
 
 // certPool reads a PEM bundle of certificate authorities.

@@ -10,6 +10,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"reflect"
 	"sort"
 	"strings"
@@ -159,8 +160,34 @@ type Kafka struct {
 
 // SchemaRegistry locates the Confluent-compatible registry that resolves schema ids.
 type SchemaRegistry struct {
-	// URL of the registry; empty when producers use Avro single-object encoding only.
+	// URL of the registry, or several comma-separated (tried in turn); empty when
+	// producers use Avro single-object encoding only.
 	URL string `koanf:"url"`
+	// TLS to the registry: its certificate authorities and a client certificate.
+	TLS TLS `koanf:"tls"`
+	// BasicAuth is the registry's user and password (Confluent's, Apicurio's, Karapace's).
+	BasicAuth BasicAuth `koanf:"basic_auth"`
+	// BearerTokenFile holds a token sent as "Authorization: Bearer"; not with BasicAuth.
+	BearerTokenFile string `koanf:"bearer_token_file"`
+}
+
+// URLs are the registry's URLs, trimmed.
+func (r SchemaRegistry) URLs() []string {
+	var out []string
+	for _, u := range strings.Split(r.URL, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// BasicAuth is a user and a password held in a file or an environment variable.
+type BasicAuth struct {
+	Username string `koanf:"username"`
+	// PasswordFile or PasswordEnv holds the password; never the config file itself.
+	PasswordFile string `koanf:"password_file"`
+	PasswordEnv  string `koanf:"password_env"`
 }
 
 // Partner is one agent platform's order webhook.
@@ -474,6 +501,7 @@ func (c *Config) Validate() error {
 	if t := c.Kafka.TLS; (t.CertFile == "") != (t.KeyFile == "") {
 		bad("kafka.tls", "set both cert_file and key_file for a client certificate")
 	}
+	validateRegistry(bad, c.SchemaRegistry)
 	for key, v := range map[string]string{"kafka.group": c.Kafka.Group, "kafka.client_id": c.Kafka.ClientID,
 		"kafka.state_topic": c.Kafka.StateTopic, "kafka.dead_letter_topic": c.Kafka.DeadLetterTopic} {
 		if v == "" {
@@ -561,4 +589,33 @@ func (c *Config) MappingTopics() []mapping.Topic {
 		out = append(out, t)
 	}
 	return out
+}
+
+// validateRegistry checks schema_registry's URLs, TLS and credentials.
+func validateRegistry(bad func(key, format string, args ...any), r SchemaRegistry) {
+	urls := r.URLs()
+	for _, u := range urls {
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			bad("schema_registry.url", "%q: want http(s)://host[:port][/path], comma-separated for several", RedactURLs(u))
+		}
+	}
+	if t := r.TLS; (t.CertFile == "") != (t.KeyFile == "") {
+		bad("schema_registry.tls", "set both cert_file and key_file for a client certificate")
+	}
+	ba := r.BasicAuth
+	if ba.Username != "" || ba.PasswordFile != "" || ba.PasswordEnv != "" {
+		if ba.Username == "" {
+			bad("schema_registry.basic_auth.username", "required with a basic_auth password")
+		}
+		if (ba.PasswordFile == "") == (ba.PasswordEnv == "") {
+			bad("schema_registry.basic_auth", "set exactly one of password_file and password_env (the password never sits in the config file)")
+		}
+		if r.BearerTokenFile != "" {
+			bad("schema_registry", "set basic_auth or bearer_token_file, not both: each is the request's Authorization header")
+		}
+	}
+	if len(urls) == 0 && (ba.Username != "" || r.BearerTokenFile != "" || r.TLS != (TLS{})) {
+		bad("schema_registry.url", "required with schema_registry's tls, basic_auth or bearer_token_file")
+	}
 }

@@ -54,15 +54,15 @@ func describe(v reflect.Value) any {
 		return out
 	}
 	if v.Kind() == reflect.String {
-		return redactURLs(v.String())
+		return RedactURLs(v.String())
 	}
 	return v.Interface()
 }
 
-// redactURLs hides what a URL value (one, or a comma list) may carry of a credential:
+// RedactURLs hides what a URL value (one, or a comma list) may carry of a credential:
 // the password of its userinfo and every query value whose name suggests a secret
 // (webhook.SecretName). Other strings are returned as they are.
-func redactURLs(s string) string {
+func RedactURLs(s string) string {
 	if !strings.Contains(s, "://") {
 		return s
 	}

@@ -1,96 +1,21 @@
-// Command kafkacerts writes the test broker's TLS material into a directory: a CA
-// (ca.pem), the broker's key and certificate for 127.0.0.1/localhost in one PEM file as
-// Kafka's PEM keystore reads it (broker-keystore.pem), and a client key and certificate
-// for mutual TLS (client.pem, client-key.pem). scripts/kafka.sh runs it; it is test
-// tooling, not part of ucprelay.
+// Command kafkacerts writes the test broker's TLS material into a directory
+// (kafkatest.WriteTLS says which files). scripts/kafka.sh runs it; it is test tooling,
+// not part of ucprelay.
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"flag"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
-	"path/filepath"
-	"time"
+
+	"github.com/ucprelay/ucprelay/internal/kafkatest"
 )
 
 func main() {
 	dir := flag.String("dir", "", "output directory")
 	flag.Parse()
-	if err := run(*dir); err != nil {
+	if err := kafkatest.WriteTLS(*dir); err != nil {
 		fmt.Fprintln(os.Stderr, "kafkacerts:", err)
 		os.Exit(1)
 	}
-}
-
-func run(dir string) error {
-	if dir == "" {
-		return fmt.Errorf("-dir is required")
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ucprelay test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return err
-	}
-	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage) ([]byte, []byte, error) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, nil, err
-		}
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(365 * 24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			return nil, nil, err
-		}
-		p8, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return nil, nil, err
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}), nil
-	}
-	brokerCert, brokerKey, err := leaf(2, "127.0.0.1", x509.ExtKeyUsageServerAuth)
-	if err != nil {
-		return err
-	}
-	clientCert, clientKey, err := leaf(3, "ucprelay", x509.ExtKeyUsageClientAuth)
-	if err != nil {
-		return err
-	}
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	files := map[string][]byte{
-		"ca.pem":              caPEM,
-		"broker-keystore.pem": append(append(brokerKey, brokerCert...), caPEM...),
-		"client.pem":          clientCert,
-		"client-key.pem":      clientKey,
-	}
-	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			return err
-		}
-	}
-	return nil
 }
