@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
@@ -59,3 +62,59 @@ func writeConfig(t *testing.T, body string) string {
 
 // nowhere is a partner URL nothing answers on: for commands that never deliver.
 const nowhere = "http://127.0.0.1:9"
+
+// runningCmd is `ucprelay run` started in-process by startRun.
+type runningCmd struct {
+	// base is the telemetry server's http://host:port.
+	base string
+	logs *syncBuffer
+	stop context.CancelFunc
+	done chan error
+}
+
+// startRun starts `ucprelay --config cfg run [flags]` with the environment variables
+// environ (cfg listens for telemetry on 127.0.0.1:0) and returns once its telemetry
+// server listens.
+func startRun(ctx context.Context, t *testing.T, cfg string, environ []string, flags ...string) *runningCmd {
+	t.Helper()
+	addr := make(chan net.Addr, 1)
+	rc := &runningCmd{logs: &syncBuffer{}, done: make(chan error, 1)}
+	a := &app{stdout: rc.logs, stderr: rc.logs, environ: environ, onListen: func(x net.Addr) { addr <- x }}
+	root := newRootCmdFor(a)
+	root.SetArgs(append([]string{"--config", cfg, "run"}, flags...))
+	runCtx, stop := context.WithCancel(ctx)
+	rc.stop = stop
+	go func() { rc.done <- root.ExecuteContext(runCtx) }()
+	select {
+	case x := <-addr:
+		rc.base = "http://" + x.String()
+	case err := <-rc.done:
+		stop()
+		t.Fatalf("run ended: %v\n%s", err, rc.logs.String())
+	case <-ctx.Done():
+		stop()
+		t.Fatalf("run never listened:\n%s", rc.logs.String())
+	}
+	t.Cleanup(stop)
+	return rc
+}
+
+// waitReady waits until /readyz answers 200.
+func (rc *runningCmd) waitReady(ctx context.Context, t *testing.T) {
+	t.Helper()
+	for {
+		if code, _ := get(t, rc.base+"/readyz"); code == http.StatusOK {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("never ready:\n%s", rc.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// wait stops the command and returns its error.
+func (rc *runningCmd) wait() error {
+	rc.stop()
+	return <-rc.done
+}

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -29,37 +27,14 @@ func TestStateMigrateRefusesWhileRelaysRunRealKafka(t *testing.T) {
 			if out, err := run(t, nil, "--config", cfg, "topics", "create", "--replication", "1"); err != nil {
 				t.Fatalf("topics create: %v\n%s", err, out)
 			}
-			addr := make(chan net.Addr, 1)
-			var logs syncBuffer
-			a := &app{stdout: &logs, stderr: &logs, onListen: func(x net.Addr) { addr <- x }}
-			root := newRootCmdFor(a)
-			root.SetArgs([]string{"--config", cfg, "run"})
-			runCtx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- root.ExecuteContext(runCtx) }()
-			var base string
-			select {
-			case x := <-addr:
-				base = "http://" + x.String()
-			case err := <-done:
-				t.Fatalf("run ended: %v\n%s", err, logs.String())
-			}
-			for {
-				if code, _ := get(t, base+"/readyz"); code == http.StatusOK {
-					break
-				}
-				if ctx.Err() != nil {
-					t.Fatalf("never ready:\n%s", logs.String())
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			relay := startRun(ctx, t, cfg, nil)
+			relay.waitReady(ctx, t)
 			out, err := run(t, nil, "--config", cfg, "state", "migrate")
 			if !errors.Is(err, ErrGroupActive) || !strings.Contains(err.Error(), protocol+" protocol") {
 				t.Fatalf("migrate beside a running relay on the %s protocol: %v\n%s", protocol, err, out)
 			}
-			stop()
-			if err := <-done; err != nil {
-				t.Fatalf("run: %v\n%s", err, logs.String())
+			if err := relay.wait(); err != nil {
+				t.Fatalf("run: %v\n%s", err, relay.logs.String())
 			}
 			// A stopped consumer-protocol member leaves at once; a classic one with the
 			// LeaveGroup the client sends on close.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -56,6 +57,10 @@ func (a *app) run(ctx context.Context, cfg *settings) error {
 	if err != nil {
 		return err
 	}
+	// cur is the relay running now: a fence replaces it (fencing.go).
+	var cur atomic.Pointer[relay.Relay]
+	var problem atomic.Pointer[string]
+	cur.Store(r)
 	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
 	srvErr := make(chan error, 1)
 	if cfg.Telemetry.Listen != "" {
@@ -68,7 +73,13 @@ func (a *app) run(ctx context.Context, cfg *settings) error {
 		if a.onListen != nil {
 			a.onListen(ln.Addr())
 		}
-		h := telemetry.Handler(sdk.Metrics, healthOf(func() (bool, any) { h := r.Health(); return h.Ready, h }))
+		h := telemetry.Handler(sdk.Metrics, healthOf(func() (bool, any) {
+			h := cur.Load().Health()
+			if c := problem.Load(); c != nil {
+				h.Ready, h.Problem = false, *c
+			}
+			return h.Ready, h
+		}))
 		go func() { srvErr <- telemetry.Serve(srvCtx, ln, h) }()
 	} else {
 		srvErr <- nil
@@ -77,8 +88,11 @@ func (a *app) run(ctx context.Context, cfg *settings) error {
 	defer stopDemands()
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watchErr := make(chan error, 1)
-	go func() { watchErr <- a.signingReloader(cfg, newLogger(a.stderr, cfg.Log.Level), demand).Run(watchCtx) }()
-	runErr := r.Run(ctx)
+	log := newLogger(a.stderr, cfg.Log.Level)
+	id, from := cfg.transactionalIDFrom()
+	log.Info("transactional id", "transactional_id", id, "from", from)
+	go func() { watchErr <- a.signingReloader(cfg, log, demand).Run(watchCtx) }()
+	runErr := a.relayFenced(ctx, cfg, log, &cur, &problem)
 	stopWatch()
 	stopSrv()
 	return errors.Join(runErr, <-srvErr, <-watchErr)

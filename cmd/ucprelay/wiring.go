@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"strings"
 	"time"
@@ -268,17 +269,29 @@ func (s *settings) relayConfig(log *slog.Logger) relay.Config {
 	}
 }
 
-// transactionalID is kafka.transactional_id, or kafka.transactional_id_prefix and the
-// host name (the pod name on Kubernetes).
+// transactionalID is this replica's transactional id: kafka.transactional_id, else
+// kafka.transactional_id_prefix and kafka.instance_id, else the prefix and the host name
+// (the pod name on Kubernetes). Each survives a restart of the same replica, so the
+// successor aborts a killed process's open transaction at once; nothing new per process
+// start goes into it.
 func (s *settings) transactionalID() string {
-	if s.Kafka.TransactionalID != "" {
-		return s.Kafka.TransactionalID
+	id, _ := s.transactionalIDFrom()
+	return id
+}
+
+// transactionalIDFrom is transactionalID and the key or fact it comes from.
+func (s *settings) transactionalIDFrom() (id, from string) {
+	switch k := s.Kafka; {
+	case k.TransactionalID != "":
+		return k.TransactionalID, "kafka.transactional_id"
+	case k.InstanceID != "":
+		return k.TransactionalIDPrefix + k.InstanceID, "kafka.transactional_id_prefix + kafka.instance_id"
 	}
 	h, err := os.Hostname()
 	if err != nil || h == "" {
 		h = "local"
 	}
-	return s.Kafka.TransactionalIDPrefix + h
+	return s.Kafka.TransactionalIDPrefix + h, "kafka.transactional_id_prefix + host name"
 }
 
 // effective is the configuration with the keys left to the components filled with the
@@ -397,6 +410,17 @@ func (s *settings) wireRegistry(environ []string) error {
 		s.registry = append(s.registry, sr.BearerToken(tok.Reveal()))
 		s.secrets = append(s.secrets, tok.Reveal())
 		credential = "schema_registry.bearer_token_file"
+	}
+	for _, u := range urls {
+		// A password in a URL's userinfo (sent as basic auth) is a secret too.
+		if pu, err := neturl.Parse(u); err == nil && pu.User != nil {
+			if pw, ok := pu.User.Password(); ok && pw != "" {
+				s.secrets = append(s.secrets, pw)
+			}
+			if credential == "" {
+				credential = "schema_registry.url userinfo"
+			}
+		}
 	}
 	if credential == "" {
 		return nil

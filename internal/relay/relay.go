@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 
@@ -221,9 +222,23 @@ func (r *Relay) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return r.shutdown(ctx, nil)
 			}
+			if fenced(err) {
+				err = fmt.Errorf("%w (kafka.transactional_id %s): %w", ErrFenced, r.cfg.TransactionalID, err)
+			}
 			return r.shutdown(ctx, err)
 		}
 	}
+}
+
+// ErrFenced is Run's error when another producer initialized the relay's transactional
+// id: a newer process of this replica (then this one is a zombie), or a second live
+// process given the same id. The relay's client cannot produce again; a new relay can.
+var ErrFenced = errors.New("relay: fenced: another producer initialized this transactional id")
+
+// fenced reports whether err says a newer producer of the transactional id fenced this
+// one. Under KIP-890 part 2 a fence can also read INVALID_PRODUCER_EPOCH.
+func fenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
 }
 
 // checkLayout verifies that the input, state and dead-letter topics exist, that the
