@@ -176,6 +176,10 @@ func TestRunServesHealthAndMetrics(t *testing.T) {
 	if !strings.Contains(out.String(), "stopped") {
 		t.Errorf("no clean stop in the log:\n%s", out.String())
 	}
+	// The state topic's settings are read and logged at start.
+	if !regexp.MustCompile(`"msg":"topic settings","topic":"` + regexp.QuoteMeta(tt.state) + `".*"cleanup.policy":"compact","delete.retention.ms":"\d+","max.message.bytes":\d+`).MatchString(out.String()) {
+		t.Errorf("no settings of the state topic in the log:\n%s", out.String())
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a running command.

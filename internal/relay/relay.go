@@ -55,9 +55,12 @@ type Relay struct {
 	inputPartitions atomic.Int32
 	// stateLimit bounds a state record (key and value), from the state topic's
 	// max.message.bytes; 0 until read (size.go).
-	stateLimit   atomic.Int64
-	produceFails produceFailures   // loop goroutine only
-	isolated     map[string]string // orders set aside, with the produce error (size.go); under mu
+	stateLimit atomic.Int64
+	// settingsLogged: the state and dead-letter topics' settings were logged (Run's
+	// goroutine alone reads and sets it).
+	settingsLogged bool
+	produceFails   produceFailures   // loop goroutine only
+	isolated       map[string]string // orders set aside, with the produce error (size.go); under mu
 
 	mu     sync.Mutex
 	parts  map[int32]*partition // owned units (partition p of every direct input), by number

@@ -40,14 +40,32 @@ func recordLimit(maxMessageBytes int) int {
 	return min(maxMessageBytes, producerBatchMax) - batchOverhead
 }
 
-// loadLimits reads the state and dead-letter topics' max.message.bytes.
+// loadLimits reads the state and dead-letter topics' settings: max.message.bytes bounds
+// their records. The first time, it also logs what decides whether state survives
+// (cleanup.policy, delete.retention.ms) and each setting that puts data at risk.
 func (r *Relay) loadLimits(ctx context.Context) error {
-	m, err := topics.NewAdmin(r.cl).MaxMessageBytes(ctx, r.cfg.StateTopic, r.cfg.DeadLetterTopic)
+	infos, err := topics.Describe(ctx, topics.NewAdmin(r.cl), r.cfg.StateTopic, r.cfg.DeadLetterTopic)
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
-	r.stateLimit.Store(int64(recordLimit(m[r.cfg.StateTopic])))
-	r.dlq.SetMaxRecordBytes(recordLimit(m[r.cfg.DeadLetterTopic]))
+	for _, in := range infos {
+		switch in.Topic {
+		case r.cfg.StateTopic:
+			r.stateLimit.Store(int64(recordLimit(in.MaxMessageBytes())))
+		case r.cfg.DeadLetterTopic:
+			r.dlq.SetMaxRecordBytes(recordLimit(in.MaxMessageBytes()))
+		}
+		if r.settingsLogged {
+			continue
+		}
+		r.log.Info("topic settings", "topic", in.Topic, "partitions", in.Partitions, "replication", in.Replication,
+			"cleanup.policy", in.Configs["cleanup.policy"], "delete.retention.ms", in.Configs["delete.retention.ms"],
+			"max.message.bytes", in.MaxMessageBytes(), "min.insync.replicas", in.Configs["min.insync.replicas"])
+		for _, w := range in.Warnings {
+			r.log.Warn("topic setting puts data at risk", "topic", in.Topic, "warning", w)
+		}
+	}
+	r.settingsLogged = true
 	return nil
 }
 

@@ -71,3 +71,12 @@ func risks(replication int, configs map[string]string) []string {
 
 // ShownConfigs lists the settings Describe reads, in display order.
 func ShownConfigs() []string { return slices.Clone(shownConfigs) }
+
+// MaxMessageBytes is the topic's max.message.bytes, the largest record batch the broker
+// accepts for it (the broker's default when it says none).
+func (in Info) MaxMessageBytes() int {
+	if n, err := strconv.Atoi(in.Configs["max.message.bytes"]); err == nil && n > 0 {
+		return n
+	}
+	return DefaultMaxMessageBytes
+}

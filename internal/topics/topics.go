@@ -317,31 +317,6 @@ func compactOnly(policy string) bool {
 // DefaultMaxMessageBytes is the broker's default max.message.bytes.
 const DefaultMaxMessageBytes = 1048588
 
-// MaxMessageBytes returns each topic's max.message.bytes: the largest record batch the
-// broker accepts for it.
-func (a *Admin) MaxMessageBytes(ctx context.Context, names ...string) (map[string]int, error) {
-	rcs, err := a.adm.DescribeTopicConfigs(ctx, names...)
-	if err != nil {
-		return nil, fmt.Errorf("topics: describe %v: %w", names, err)
-	}
-	out := make(map[string]int, len(names))
-	for _, t := range names {
-		rc, err := rcs.On(t, nil)
-		if err != nil {
-			return nil, fmt.Errorf("topics: describe %s: %w", t, err)
-		}
-		out[t] = DefaultMaxMessageBytes
-		for _, c := range rc.Configs {
-			if c.Key == "max.message.bytes" {
-				if n, err := strconv.Atoi(c.MaybeValue()); err == nil && n > 0 {
-					out[t] = n
-				}
-			}
-		}
-	}
-	return out, nil
-}
-
 // rekeyedExist checks that the re-keyed inputs exist.
 func rekeyedExist(ctx context.Context, adm *Admin, names []string) error {
 	if len(names) == 0 {
