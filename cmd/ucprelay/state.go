@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ucprelay/ucprelay/internal/deadletter"
 	"github.com/ucprelay/ucprelay/internal/keys"
@@ -185,8 +186,8 @@ var ErrGroupActive = errors.New("the consumer group has active members")
 // groupIdle returns nil when the consumer group has no members under either protocol:
 // the classic one (DescribeGroups) and the consumer one of KIP-848
 // (ConsumerGroupDescribe), which the classic describe does not see. A group that does
-// not exist under a protocol has no members there; any other describe error fails, so
-// an unreadable group never passes as idle.
+// not exist under a protocol has no members there, and neither has a protocol no broker
+// knows; any other describe error fails, so an unreadable group never passes as idle.
 func groupIdle(ctx context.Context, adm *kadm.Client, group string) error {
 	classic, err := adm.DescribeGroups(ctx, group)
 	if err != nil {
@@ -200,6 +201,24 @@ func groupIdle(ctx context.Context, adm *kadm.Client, group string) error {
 			return fmt.Errorf("%w: %s has %d on the classic protocol (state %s); stop the relays first, or pass --force",
 				ErrGroupActive, group, len(g.Members), g.State)
 		}
+	}
+	// A cluster no broker of which knows ConsumerGroupDescribe (Kafka before 3.7) has
+	// no consumer protocol: no member can be there.
+	versions, err := adm.ApiVersions(ctx)
+	if err != nil {
+		return fmt.Errorf("describe group %s (consumer protocol): api versions: %w", group, err)
+	}
+	supported := false
+	for _, v := range versions {
+		if v.Err != nil {
+			return fmt.Errorf("describe group %s (consumer protocol): api versions of broker %d: %w", group, v.NodeID, v.Err)
+		}
+		if _, ok := v.KeyMaxVersion(kmsg.ConsumerGroupDescribe.Int16()); ok {
+			supported = true
+		}
+	}
+	if !supported {
+		return nil
 	}
 	consumer, err := adm.DescribeConsumerGroups(ctx, group)
 	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
