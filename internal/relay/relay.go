@@ -239,9 +239,13 @@ func (r *Relay) Run(ctx context.Context) error {
 var ErrFenced = errors.New("relay: fenced: another producer initialized this transactional id")
 
 // fenced reports whether err says a newer producer of the transactional id fenced this
-// one. Under KIP-890 part 2 a fence can also read INVALID_PRODUCER_EPOCH.
+// one. Under KIP-890 part 2 a fence can also read INVALID_PRODUCER_EPOCH, and an end of
+// transaction that the other producer's start aborted underneath reads
+// INVALID_TXN_STATE (seen on Kafka 4.1 when the fence came during a rebalance): the relay
+// never sends a transactional request out of order itself, so that too is the
+// coordinator's state moved by another holder of the id.
 func fenced(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.InvalidTxnState)
 }
 
 // checkLayout verifies that the input, state and dead-letter topics exist, that the
