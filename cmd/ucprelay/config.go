@@ -21,7 +21,7 @@ type keyScope func(key string) bool
 
 // runOnly are the keys only `run` (and `config check`, which shows what run would do) uses.
 func runOnly(key string) bool {
-	for _, p := range []string{"telemetry.", "reload.", "delivery.", "kafka.transactional_id", "kafka.instance_id", "kafka.session_timeout", "kafka.group_protocol"} {
+	for _, p := range []string{"telemetry.", "reload.", "delivery.", "state.", "kafka.transactional_id", "kafka.instance_id", "kafka.session_timeout", "kafka.group_protocol"} {
 		if strings.HasPrefix(key, p) {
 			return true
 		}
@@ -34,8 +34,11 @@ var (
 	everyKey keyScope = func(string) bool { return true }
 	// toolKeys: the commands that read or write topics once, without delivering.
 	toolKeys keyScope = func(k string) bool { return !runOnly(k) }
-	// migrateKeys: state migrate writes in a transaction of its own (transactional id + ".migrate").
-	migrateKeys keyScope = func(k string) bool { return !runOnly(k) || strings.HasPrefix(k, "kafka.transactional_id") }
+	// migrateKeys: state migrate writes in a transaction of its own (the replica's
+	// transactional id, which kafka.instance_id can name, + ".migrate").
+	migrateKeys keyScope = func(k string) bool {
+		return !runOnly(k) || strings.HasPrefix(k, "kafka.transactional_id") || k == "kafka.instance_id"
+	}
 )
 
 // configFlags adds a flag for every scalar configuration key in scope, named after its

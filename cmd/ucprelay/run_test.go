@@ -149,7 +149,7 @@ func TestRunServesHealthAndMetrics(t *testing.T) {
 	}
 	want := []string{"ucprelay_events_consumed_total", "ucprelay_deliveries_total{", `partner="google"`,
 		`ucprelay_delivery_attempts_total{class="2xx"`, "ucprelay_delivery_latency_seconds_bucket", "ucprelay_breaker_state{",
-		"ucprelay_delivery_pending", "ucprelay_consumer_lag{", "ucprelay_restore_partitions", `ucprelay_deadletter_records_total{`,
+		"ucprelay_delivery_pending", "ucprelay_consumer_lag{", "ucprelay_orphans_held{", "ucprelay_orphans_oldest_age_seconds{", "ucprelay_restore_partitions", `ucprelay_deadletter_records_total{`,
 		`stage="decode"`, "go_goroutines", `service_name="ucprelay"`}
 	var metrics string
 	for {

@@ -261,6 +261,7 @@ func (s *settings) relayConfig(log *slog.Logger) relay.Config {
 		MaxAttempts:      d.MaxAttempts,
 		MaxRetryTime:     d.MaxRetryTime,
 		MaxClockSkew:     d.MaxClockSkew,
+		OrphanAfter:      c.State.OrphanAfter,
 		Breaker:          relay.BreakerConfig{FailuresToTrip: d.Breaker.FailuresToTrip, OpenFor: d.Breaker.OpenFor, Hold: d.Breaker.Hold},
 		Backoff:          webhook.Backoff{Initial: d.BackoffInitial, Max: d.BackoffMax, MaxRetryAfter: d.MaxRetryAfter},
 		RelayVersion:     buildinfo.String(),

@@ -51,6 +51,8 @@ type Config struct {
 	Mapping []MappedTopic `koanf:"mapping"`
 	// Reload re-reads the partners' signing keys while `run` runs.
 	Reload Reload `koanf:"reload"`
+	// State bounds what the state topic keeps.
+	State State `koanf:"state"`
 
 	// set holds the keys a source set, so that an explicit zero is told from an unset key.
 	set map[string]bool
@@ -232,6 +234,13 @@ const (
 	AlgEdDSA = "EdDSA"
 )
 
+// State bounds what the state topic keeps.
+type State struct {
+	// OrphanAfter is how long an order's events wait for its placement before they are
+	// dead-lettered as orphan and the order's state removed. Default 7 days; 0: forever.
+	OrphanAfter time.Duration `koanf:"orphan_after"`
+}
+
 // Reload is how `run` picks up a rotated signing key without a restart.
 type Reload struct {
 	// Interval between two looks at the configuration file and the key files; a change
@@ -331,6 +340,7 @@ func Defaults() Config {
 		Telemetry: Telemetry{Listen: "127.0.0.1:8080"},
 		Log:       Log{Level: "info"},
 		Reload:    Reload{Interval: 10 * time.Second},
+		State:     State{OrphanAfter: 7 * 24 * time.Hour},
 	}
 }
 
@@ -468,6 +478,9 @@ func (c *Config) Validate() error {
 	// unsetOr reports whether a numeric key is unset (the component's default applies) or
 	// holds an allowed value; an explicit zero is not "unset".
 	unsetOr := func(key string, ok bool) bool { return ok || !c.set[key] }
+	if c.State.OrphanAfter < 0 {
+		bad("state.orphan_after", "%s: want 0 (events wait for their placement forever) or a positive duration such as 168h", c.State.OrphanAfter)
+	}
 	if c.Reload.Interval < 0 {
 		bad("reload.interval", "%s: want 0 (SIGHUP only) or a positive interval such as 10s", c.Reload.Interval)
 	}

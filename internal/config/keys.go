@@ -73,6 +73,7 @@ var help = map[string]string{
 	"log.level":                                "debug, info, warn or error",
 	"telemetry.listen":                         "address of /metrics, /healthz and /readyz; empty turns the server off",
 	"telemetry.otlp_endpoint":                  "OTLP/HTTP endpoint of traces and metrics, e.g. http://otel-collector:4318",
+	"state.orphan_after":                       "how long events wait for their order's placement before they are dead-lettered as orphan; 0: forever",
 	"reload.interval":                          "interval between looks at the configuration and key files; 0: on SIGHUP only",
 }
 

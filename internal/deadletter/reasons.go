@@ -107,6 +107,9 @@ func Reasons() []Reason {
 		{Name: "produce_refused", Stages: []Stage{StageFold},
 			Meaning: "the broker refused a record of the order's transaction again and again (not for its size); after three identical aborts the order's records of that transaction are set aside (the value is a reference)",
 			Action:  "read ucprelay.error (the broker's error), fix the topic or the ACLs, then replay"},
+		{Name: "orphan", Stages: []Stage{StageFold},
+			Meaning: "the order's events waited state.orphan_after (default 7 days) for the order's placement, which never arrived: each event is dead-lettered with its canonical bytes (source offset -1) and the order's state removed",
+			Action:  "have the order system emit the placement (or check default_partner and the mapping), then replay: the events fold in with it"},
 		{Name: "render_failed", Stages: []Stage{StageFold},
 			Meaning: "the snapshot cannot be rendered in the partner's UCP version (the value is a reference)",
 			Action:  "fix the partner's ucp_version or upgrade ucprelay, then replay: the current snapshot is sent"},
@@ -135,10 +138,6 @@ func Reasons() []Reason {
 // them would find nothing.
 func NotDeadLettered() map[string]string {
 	return map[string]string{
-		// fold.ErrNotPlaced.
-		"orphan": "an event before its order's placement waits in the order's state until the placement comes " +
-			"(`ucprelay state inspect` shows it held); a held event the placement contradicts is dead-lettered " +
-			"with the fold's reason",
 		// avrocodec.ReasonRegistryUnavailable, the one transient decode error.
 		"registry_unavailable": "a schema registry that cannot be reached, or answers 401, 403, 408, 429 or 5xx, " +
 			"holds only the partition whose next record needs it (paused, shown in /readyz and " +

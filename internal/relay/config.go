@@ -98,6 +98,10 @@ type Config struct {
 	// gets stamps ahead of the clock; at the bound its next snapshot waits, its events
 	// stored, until the clock allows a later stamp (clock.go). Default 5m.
 	MaxClockSkew time.Duration
+	// OrphanAfter is how long an order's events wait for its placement before they are
+	// dead-lettered as orphan and the order's state removed (orphans.go). 0: they wait
+	// forever (ucprelay's configuration, state.orphan_after, defaults it to 7 days).
+	OrphanAfter time.Duration
 	// RestoreStableTimeout bounds how long a restore waits for an open transaction on the
 	// state partition to end (a crashed owner's ends by the transaction timeout, 10s);
 	// past it the restore is reported in /readyz and retried. Default 30s.

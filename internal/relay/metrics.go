@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -29,6 +30,7 @@ type instruments struct {
 	dropped        metric.Int64Counter
 	unmatched      metric.Int64Counter
 	notOurs        metric.Int64Counter
+	orphansExpired metric.Int64Counter
 	latency        metric.Float64Histogram
 }
 
@@ -64,6 +66,8 @@ func newInstruments() instruments {
 		metric.WithDescription("Input records no mapping rule matched, skipped because their topic ignores them (mapping unmatched: ignore), by topic and record name."))
 	in.notOurs, _ = m.Int64Counter("ucprelay.not_ours.records",
 		metric.WithDescription("Input records of orders that are not the relay's (their placement names no configured partner): skipped, never sent, by topic."))
+	in.orphansExpired, _ = m.Int64Counter("ucprelay.orphans.expired",
+		metric.WithDescription("Orders whose events waited state.orphan_after for a placement that never came: dead-lettered as orphan, state removed."))
 	in.latency, _ = m.Float64Histogram("ucprelay.delivery.latency", metric.WithUnit("s"),
 		metric.WithDescription("From the newest input event's Kafka timestamp to the partner's 2xx, by partner."))
 	return in
@@ -98,6 +102,16 @@ func (r *Relay) observe() (metric.Registration, error) {
 	if err != nil {
 		return nil, err
 	}
+	orphans, err := m.Int64ObservableGauge("ucprelay.orphans.held",
+		metric.WithDescription("Orders of owned partitions whose events wait for their placement, by partition."))
+	if err != nil {
+		return nil, err
+	}
+	orphanAge, err := m.Float64ObservableGauge("ucprelay.orphans.oldest_age", metric.WithUnit("s"),
+		metric.WithDescription("How long the longest-waiting orphan of each owned partition waits for its placement (expires at state.orphan_after)."))
+	if err != nil {
+		return nil, err
+	}
 	parkedNow, err := m.Int64ObservableGauge("ucprelay.state.parked_orders",
 		metric.WithDescription("Orders of owned partitions parked because their stored state cannot be read (`ucprelay state inspect`)."))
 	if err != nil {
@@ -116,12 +130,20 @@ func (r *Relay) observe() (metric.Registration, error) {
 		o.ObserveInt64(restoring, int64(r.restoring))
 		o.ObserveInt64(held, int64(len(r.held)))
 		n := 0
-		for _, p := range r.parts {
+		now := time.Now()
+		for id, p := range r.parts {
 			n += len(p.parked)
+			at := metric.WithAttributes(attribute.Int("partition", int(id)))
+			o.ObserveInt64(orphans, int64(len(p.orphans)), at)
+			age := 0.0
+			if oldest := oldestOrphan(p); !oldest.IsZero() {
+				age = now.Sub(oldest).Seconds()
+			}
+			o.ObserveFloat64(orphanAge, age, at)
 		}
 		o.ObserveInt64(parkedNow, int64(n))
 		return nil
-	}, state, pending, lag, restoring, held, parkedNow)
+	}, state, pending, lag, restoring, held, orphans, orphanAge, parkedNow)
 }
 
 // Health is the relay's state for a readiness probe and operators.
@@ -223,6 +245,8 @@ type Stats struct {
 	// Rekeyed counts the records of re-keyed inputs forwarded to the repartition topic
 	// (their order's unit owned elsewhere); the others fold where they are read.
 	Rekeyed int64
+	// OrphansExpired counts the orders whose events waited OrphanAfter for a placement.
+	OrphansExpired int64
 }
 
 type counters struct {
@@ -235,7 +259,7 @@ type counters struct {
 	paused                                             atomic.Bool
 	holds, internalErrors, parked, dropped             atomic.Int64
 	deferred, unmatched, notOurs, notOursOrders        atomic.Int64
-	rekeyed                                            atomic.Int64
+	rekeyed, orphansExpired                            atomic.Int64
 }
 
 // Stats returns the relay's counters.
@@ -249,6 +273,6 @@ func (r *Relay) Stats() Stats {
 		Replayed: c.replayed.Load(), ReplaySkipped: c.replaySkipped.Load(), Pending: c.pending.Load(), Paused: c.paused.Load(),
 		Holds: c.holds.Load(), InternalErrors: c.internalErrors.Load(), Parked: c.parked.Load(),
 		Deferred: c.deferred.Load(), Unmatched: c.unmatched.Load(), NotOurs: c.notOurs.Load(), NotOursOrders: c.notOursOrders.Load(),
-		Rekeyed: c.rekeyed.Load(),
+		Rekeyed: c.rekeyed.Load(), OrphansExpired: c.orphansExpired.Load(),
 	}
 }

@@ -40,6 +40,9 @@ type partition struct {
 	// parked maps the orders whose stored state cannot be read to why (park.go): parked
 	// records, and records found unreadable at restore. Loop goroutine and r.mu.
 	parked map[string]string
+	// orphans maps the orders whose events wait for their placement to since when
+	// (orphans.go). Loop goroutine and r.mu.
+	orphans map[string]time.Time
 
 	mu       sync.Mutex
 	outcomes map[string]Outcome // delivery outcomes not yet written, newest per order
@@ -182,7 +185,10 @@ func (r *Relay) restore(ctx context.Context, id int32, t *restoreTask) error {
 			log.Warn("a schema recorded in the state partition does not parse; events stored with it park their orders", "err", err)
 		}
 	}
-	p := &partition{id: id, orders: st.Orders, outcomes: map[string]Outcome{}, parked: map[string]string{}, deferred: st.Deferred}
+	p := &partition{id: id, orders: st.Orders, outcomes: map[string]Outcome{}, parked: map[string]string{}, deferred: st.Deferred, orphans: st.Orphans}
+	if p.orphans == nil {
+		p.orphans = map[string]time.Time{}
+	}
 	if p.deferred == nil {
 		p.deferred = map[string]time.Time{}
 	}

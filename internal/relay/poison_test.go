@@ -122,6 +122,10 @@ func TestPoisonMatrixRealKafka(t *testing.T) {
 		return v
 	}
 
+	// An event of an order whose placement never comes: it waits OrphanAfter, then expires.
+	orphan := orderevents.Event{ID: "ord_orphan_s1", OrderID: "ord_orphan", OccurredAt: at.Add(time.Hour), Source: "t", PartnerID: "google",
+		Payload: orderevents.FulfillmentRecorded{Type: "shipped", Lines: []orderevents.LineQuantity{{LineID: "li_1", Quantity: 1}}}}
+
 	// Orders the rows deliver despite their trouble: their final bodies are checked too.
 	big := gen.Placed("ord_big", "google", 2, at)
 	pl := big.Payload.(orderevents.OrderPlaced)
@@ -164,6 +168,7 @@ func TestPoisonMatrixRealKafka(t *testing.T) {
 		{name: "registry down (partition held, then released)", recs: []*kgo.Record{keyed("ord_registry", confluent(7, held))}},
 		{name: "partner answers 3xx", recs: []*kgo.Record{keyed("ord_redirect", enc(gen.Placed("ord_redirect", "redirect", 9, at)))}, reason: relay.ReasonRedirect, stage: deadletter.StageDeliver},
 		{name: "partner never answers", recs: []*kgo.Record{keyed("ord_silent", enc(gen.Placed("ord_silent", "silent", 10, at)))}, reason: relay.ReasonRetriesExhausted, stage: deadletter.StageDeliver},
+		{name: "event whose placement never comes (orphan)", recs: []*kgo.Record{keyed("ord_orphan", enc(orphan))}, reason: relay.ReasonOrphan, stage: deadletter.StageFold, fromState: true},
 		{name: "partner closes mid-body", recs: []*kgo.Record{keyed("ord_hangup", enc(gen.Placed("ord_hangup", "hangup", 11, at)))}, reason: relay.ReasonRetriesExhausted, stage: deadletter.StageDeliver},
 	}
 
@@ -212,6 +217,7 @@ func TestPoisonMatrixRealKafka(t *testing.T) {
 	}
 	cfg.MaxAttempts = 2
 	cfg.ResendSettle = 300 * time.Millisecond
+	cfg.OrphanAfter = time.Second
 	var deadLettered atomic.Int64
 	cfg.OnDeadLetter = func(deadletter.Record) { deadLettered.Add(1) }
 	snd, err := webhook.NewSender(webhook.WithAttemptTimeout(400 * time.Millisecond))

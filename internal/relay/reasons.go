@@ -44,13 +44,16 @@ const (
 	// ReasonProduceRefused: the broker refused a record of the order again and again (not
 	// for its size); the order's records of that transaction are set aside.
 	ReasonProduceRefused = "produce_refused"
+	// ReasonOrphan: the order's events waited state.orphan_after for a placement that
+	// never came; its state is removed, each event dead-lettered with its bytes.
+	ReasonOrphan = "orphan"
 )
 
 // Reasons lists the dead-letter reasons the relay decides itself.
 func Reasons() []string {
 	return []string{ReasonMissingKey, ReasonKeyMismatch, ReasonDecodeFailed, ReasonInvalidReplay, ReasonUnknownPartner,
 		ReasonRender, ReasonRejected, ReasonRedirect, ReasonRetriesExhausted, ReasonCredentials, ReasonCircuitOpen,
-		ReasonInternal, ReasonPartitionerMismatch, ReasonStateUnreadable, ReasonOrderTooLarge, ReasonProduceRefused}
+		ReasonInternal, ReasonPartitionerMismatch, ReasonStateUnreadable, ReasonOrderTooLarge, ReasonProduceRefused, ReasonOrphan}
 }
 
 // reasonOf returns the stable reason an error carries, or def.

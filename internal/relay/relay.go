@@ -305,6 +305,7 @@ func (r *Relay) cycle(ctx context.Context) error {
 		}
 	}
 	r.renderDeferred(ctx, b)
+	r.expireOrphans(b)
 	r.takeOutcomes(b)
 	return r.commit(ctx, b)
 }

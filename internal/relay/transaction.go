@@ -71,6 +71,8 @@ type stagedPart struct {
 	// counts the orders it drops. Counted once committed.
 	freshParked []string
 	dropped     int
+	// expiredOrphans counts the orphans this transaction expires (orphans.go).
+	expiredOrphans int
 }
 
 // stage sets an order's new state value and, when job is not nil, its snapshot job.
@@ -183,6 +185,13 @@ func (r *Relay) stage(ctx context.Context, b *batch, w *keyWork, st *statestore.
 		deferred   time.Time           // the stamp floor of a snapshot that waits for the clock
 	)
 	rec.Deferred = false
+	switch {
+	case m.snap != nil:
+		rec.HeldSince = time.Time{}
+	case rec.HeldSince.IsZero():
+		// The order's first events without a placement: they wait from now (orphans.go).
+		rec.HeldSince = time.Now().UTC().Truncate(time.Millisecond)
+	}
 	if m.snap != nil && !st.Placed {
 		// The placement arrives: an order of no configured partner is not ours (notours.go).
 		if p := st.PartnerOf(m.snap, r.partners); !r.ours(p) {
@@ -377,7 +386,10 @@ func (r *Relay) apply(ctx context.Context, b *batch) {
 			} else {
 				p.orders[key] = v
 			}
+			indexOrphan(p, key, v)
 		}
+		r.stats.orphansExpired.Add(int64(sp.expiredOrphans))
+		r.metrics.add(ctx, r.metrics.orphansExpired, int64(sp.expiredOrphans))
 		if sp.schema {
 			p.schemaStored = true
 		}

@@ -34,8 +34,11 @@ type Inspection struct {
 	// delivery recorded (pending, else acknowledged).
 	Snapshot json.RawMessage `json:"snapshot,omitempty"`
 	// Held says why there is no snapshot: the order's placement has not arrived.
-	Held   string  `json:"held,omitempty"`
-	Layout *Layout `json:"layout,omitempty"`
+	Held string `json:"held,omitempty"`
+	// HeldSince is since when the events wait (they expire as orphans after
+	// state.orphan_after).
+	HeldSince *time.Time `json:"held_since,omitempty"`
+	Layout    *Layout    `json:"layout,omitempty"`
 	// Parked describes an order parked because its stored state could not be read.
 	Parked *ParkedInfo `json:"parked,omitempty"`
 	// NotOurs is set for an order that is not the relay's (its placement named no
@@ -140,6 +143,10 @@ func Inspect(ctx context.Context, kafkaOpts []kgo.Opt, topic string, part *keys.
 	rec := o.Record
 	in.Partner, in.Version, in.Acked, in.Pending = rec.Partner, rec.Version, markOf(rec.Acked), markOf(rec.Pending)
 	in.Deferred = rec.Deferred
+	if !rec.HeldSince.IsZero() {
+		since := rec.HeldSince
+		in.HeldSince = &since
+	}
 	for _, ev := range o.Events {
 		in.Events = append(in.Events, InspectedEvent{ID: ev.ID, Kind: ev.Payload.Kind(), OccurredAt: ev.OccurredAt})
 	}

@@ -37,8 +37,12 @@ const flagDeferred = 1 << 0
 // pending delivery (Delivery.Digest), each as length-prefixed bytes.
 const flagDigests = 1 << 1
 
+// flagHeldSince: the flags (and digests) are followed by the time, in unix milliseconds,
+// since which the order's events wait for its placement (Record.HeldSince).
+const flagHeldSince = 1 << 2
+
 // knownFlags are the flags this relay reads; a record with another is of a newer format.
-const knownFlags = flagDeferred | flagDigests
+const knownFlags = flagDeferred | flagDigests | flagHeldSince
 
 // ErrCorrupt means a state record value cannot be parsed.
 var ErrCorrupt = errors.New("statestore: corrupt state record")
@@ -85,17 +89,22 @@ type Record struct {
 	// whose snapshot is not rendered yet, because its stamp would have run more than
 	// the allowed skew ahead of the clock; it is rendered when the clock allows.
 	Deferred bool
+	// HeldSince is when the order's first event was stored without a placement: its
+	// events wait for the placement since then, and expire as orphans after
+	// state.orphan_after. Zero for a placed order.
+	HeldSince time.Time
 	// Events are the order's events as canonical Avro single-object bytes.
 	Events [][]byte
 }
 
 // Header is the part of a record restore parses: everything but the events.
 type Header struct {
-	Partner  string
-	Version  int64
-	Acked    Delivery
-	Pending  Delivery
-	Deferred bool
+	Partner   string
+	Version   int64
+	Acked     Delivery
+	Pending   Delivery
+	Deferred  bool
+	HeldSince time.Time
 }
 
 // Marshal encodes the record value.
@@ -112,6 +121,9 @@ func (r *Record) Marshal() []byte {
 	if r.Acked.Digest != nil || r.Pending.Digest != nil {
 		flags |= flagDigests
 	}
+	if !r.HeldSince.IsZero() {
+		flags |= flagHeldSince
+	}
 	format := byte(formatV1)
 	if flags != 0 {
 		format = formatV2
@@ -127,6 +139,9 @@ func (r *Record) Marshal() []byte {
 	if flags&flagDigests != 0 {
 		b = appendBytes(b, r.Acked.Digest)
 		b = appendBytes(b, r.Pending.Digest)
+	}
+	if flags&flagHeldSince != 0 {
+		b = binary.AppendVarint(b, r.HeldSince.UnixMilli())
 	}
 	b = binary.AppendUvarint(b, uint64(len(r.Events)))
 	for _, e := range r.Events {
@@ -267,9 +282,25 @@ func (r *reader) header() Header {
 					r.err = fmt.Errorf("%w: the digests flag without a digest", ErrCorrupt)
 				}
 			}
+			if flags&flagHeldSince != 0 {
+				h.HeldSince = time.UnixMilli(r.varint()).UTC()
+			}
 		}
 	}
 	return h
+}
+
+// HeldSince is the HeldSince of a state record value: zero for a placed order, a
+// tombstone, a marker or a value that does not parse.
+func HeldSince(value []byte) time.Time {
+	if len(value) == 0 || value[0] != formatV2 {
+		return time.Time{} // only format 2 has flags
+	}
+	h, err := ParseHeader(value)
+	if err != nil {
+		return time.Time{}
+	}
+	return h.HeldSince
 }
 
 // ParseHeader parses everything but the events.
@@ -287,7 +318,7 @@ func Unmarshal(orderID string, value []byte) (*Record, error) {
 	if r.err == nil && n > uint64(len(r.b)) {
 		r.err = fmt.Errorf("%w: %d events in %d bytes", ErrCorrupt, n, len(r.b))
 	}
-	rec := &Record{OrderID: orderID, Partner: h.Partner, Version: h.Version, Acked: h.Acked, Pending: h.Pending, Deferred: h.Deferred}
+	rec := &Record{OrderID: orderID, Partner: h.Partner, Version: h.Version, Acked: h.Acked, Pending: h.Pending, Deferred: h.Deferred, HeldSince: h.HeldSince}
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		rec.Events = append(rec.Events, r.bytes())
 	}

@@ -25,6 +25,9 @@ type Partition struct {
 	// Deferred are the orders whose newest snapshot waits for the clock
 	// (Record.Deferred), with the newest stamp their partner may have seen.
 	Deferred map[string]time.Time
+	// Orphans are the orders whose events wait for their placement, with the time
+	// since which they wait (Record.HeldSince).
+	Orphans map[string]time.Time
 	// Parked lists the orders parked because their state could not be read (park.go).
 	Parked []string
 	// Unreadable holds the orders whose record's header does not parse, with the error:
@@ -218,6 +221,12 @@ func RestoreBounded(ctx context.Context, kafkaOpts []kgo.Opt, topic string, part
 				p.Deferred = map[string]time.Time{}
 			}
 			p.Deferred[id] = h.LastStamp()
+		}
+		if !h.HeldSince.IsZero() {
+			if p.Orphans == nil {
+				p.Orphans = map[string]time.Time{}
+			}
+			p.Orphans[id] = h.HeldSince
 		}
 	}
 	p.Took = time.Since(start)

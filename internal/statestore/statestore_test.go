@@ -43,7 +43,36 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// An orphan's record keeps since when its events wait for the placement, beside the
+// other flags; a placed order's record has none (and stays format 1 without digests).
+func TestRecordHeldSince(t *testing.T) {
+	t.Parallel()
+	since := time.UnixMilli(1789480992123).UTC()
+	r := &statestore.Record{OrderID: "o1", Version: 1, HeldSince: since, Deferred: true, Events: [][]byte{{0xC3, 0x01, 1}}}
+	b := r.Marshal()
+	got, err := statestore.Unmarshal("o1", b)
+	if err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	if h, err := statestore.ParseHeader(b); err != nil || !h.HeldSince.Equal(since) || !h.Deferred {
+		t.Fatalf("header %+v %v", h, err)
+	}
+	if got := statestore.HeldSince(b); !got.Equal(since) {
+		t.Errorf("HeldSince %v", got)
+	}
+	placed := (&statestore.Record{OrderID: "o1", Partner: "google", Version: 1, Events: [][]byte{{1}}}).Marshal()
+	if got := statestore.HeldSince(placed); !got.IsZero() || placed[0] != 0x01 {
+		t.Errorf("a placed order: held since %v, format %d", got, placed[0])
+	}
+	for _, v := range [][]byte{nil, {0x02}, b[:8]} {
+		if got := statestore.HeldSince(v); !got.IsZero() {
+			t.Errorf("HeldSince(%x) = %v", v, got)
+		}
+	}
+}
+
 func FuzzUnmarshal(f *testing.F) {
+	f.Add((&statestore.Record{Version: 1, HeldSince: time.UnixMilli(5), Events: [][]byte{{1}}}).Marshal())
 	f.Add((&statestore.Record{Partner: "p", Version: 1, Events: [][]byte{{1}}}).Marshal())
 	f.Add((&statestore.Record{Partner: "p", Version: 1, Deferred: true, Acked: statestore.Delivery{Version: 1, Digest: statestore.BodyDigest(nil)}, Events: [][]byte{{1}}}).Marshal())
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -197,7 +226,7 @@ func TestRecordFormats(t *testing.T) {
 		t.Fatalf("format 1 header: %+v, %v", h, err)
 	}
 	flags := len(v1) - 7 // after the pending delivery, before the event count (1 byte) and 3 events (2 bytes each)
-	for b, want := range map[byte]error{0x00: statestore.ErrCorrupt, 0x04: statestore.ErrNewerFormat, 0x40: statestore.ErrNewerFormat} {
+	for b, want := range map[byte]error{0x00: statestore.ErrCorrupt, 0x08: statestore.ErrNewerFormat, 0x40: statestore.ErrNewerFormat} {
 		bad := append([]byte(nil), v2...)
 		bad[flags] = b
 		if _, err := statestore.ParseHeader(bad); !errors.Is(err, want) {
