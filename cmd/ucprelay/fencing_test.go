@@ -9,12 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/ucprelay/ucprelay/internal/gen"
 	"github.com/ucprelay/ucprelay/internal/kafkatest"
 	"github.com/ucprelay/ucprelay/internal/sink"
-	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/ucpschema"
 )
 
@@ -92,30 +88,8 @@ func TestTransactionalIDCollisionReportedRealKafka(t *testing.T) {
 	if out, err := run(t, nil, "--config", cfg, "topics", "create", "--replication", "1"); err != nil {
 		t.Fatalf("topics create: %v\n%s", err, out)
 	}
-	codec, err := avrocodec.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(tt.input))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	produced := 0
-	produce := func(n int) {
-		t.Helper()
-		for range n {
-			id := fmt.Sprintf("ord_%d", produced)
-			v, err := codec.EncodeSingleObject(gen.Placed(id, "google", uint64(produced), time.Now()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := prod.ProduceSync(ctx, &kgo.Record{Key: []byte(id), Value: v}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-			produced++
-		}
-	}
+	placements := newPlacer(ctx, t, seeds, tt.input, "ord_")
+	produce := placements.produce
 
 	a := startRun(ctx, t, cfg, nil)
 	a.waitReady(ctx, t)
@@ -155,9 +129,9 @@ func TestTransactionalIDCollisionReportedRealKafka(t *testing.T) {
 	// The survivor relays every order, the ones produced during the fencing included.
 	produce(5)
 	survivor.waitReady(ctx, t)
-	for snk.Orders() < produced {
+	for snk.Orders() < placements.count() {
 		if ctx.Err() != nil {
-			t.Fatalf("%d of %d orders delivered\nsurvivor:\n%s", snk.Orders(), produced, survivor.logs.String())
+			t.Fatalf("%d of %d orders delivered\nsurvivor:\n%s", snk.Orders(), placements.count(), survivor.logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -2,18 +2,23 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ucprelay/ucprelay/internal/gen"
 	"github.com/ucprelay/ucprelay/internal/kafkatest"
+	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 )
 
 // testTopics is one test's layout on the real broker: the input topic, created, and the
@@ -117,4 +122,59 @@ func (rc *runningCmd) waitReady(ctx context.Context, t *testing.T) {
 func (rc *runningCmd) wait() error {
 	rc.stop()
 	return <-rc.done
+}
+
+// placer produces the placements of new google orders (prefix + a count) to a topic,
+// one ProduceSync per call, for the tests that run `ucprelay run`. Safe for concurrent
+// use.
+type placer struct {
+	ctx    context.Context
+	t      *testing.T
+	prefix string
+	prod   *kgo.Client
+	codec  *avrocodec.Codec
+	mu     sync.Mutex
+	n      int
+}
+
+func newPlacer(ctx context.Context, t *testing.T, seeds []string, topic, prefix string) *placer {
+	t.Helper()
+	codec, err := avrocodec.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	return &placer{ctx: ctx, t: t, prefix: prefix, prod: prod, codec: codec}
+}
+
+// produce writes k new placements.
+func (p *placer) produce(k int) {
+	p.t.Helper()
+	p.mu.Lock()
+	recs := make([]*kgo.Record, 0, k)
+	for range k {
+		id := fmt.Sprintf("%s%d", p.prefix, p.n)
+		v, err := p.codec.EncodeSingleObject(gen.Placed(id, "google", uint64(p.n), time.Now()))
+		if err != nil {
+			p.mu.Unlock()
+			p.t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Key: []byte(id), Value: v})
+		p.n++
+	}
+	p.mu.Unlock()
+	if err := p.prod.ProduceSync(p.ctx, recs...).FirstErr(); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// count is how many placements were produced.
+func (p *placer) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
 }

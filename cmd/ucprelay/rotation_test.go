@@ -14,12 +14,9 @@ import (
 	"time"
 
 	"github.com/dunglas/httpsfv"
-	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/ucprelay/ucprelay/internal/gen"
 	"github.com/ucprelay/ucprelay/internal/kafkatest"
 	"github.com/ucprelay/ucprelay/internal/sink"
-	"github.com/ucprelay/ucprelay/pkg/avrocodec"
 	"github.com/ucprelay/ucprelay/pkg/ucpschema"
 )
 
@@ -127,32 +124,7 @@ delivery: {attempt_timeout: 3s}
 		t.Fatal("run never listened")
 	}
 
-	codec, err := avrocodec.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(tt.input))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	produced := 0
-	produce := func(k int) {
-		t.Helper()
-		var recs []*kgo.Record
-		for range k {
-			id := fmt.Sprintf("ord_rot_%d", produced)
-			v, err := codec.EncodeSingleObject(gen.Placed(id, "google", uint64(produced), time.Now()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			recs = append(recs, &kgo.Record{Key: []byte(id), Value: v})
-			produced++
-		}
-		if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	produce := newPlacer(ctx, t, seeds, tt.input, "ord_rot_").produce
 	accepted := func(k int) {
 		t.Helper()
 		if err := snk.WaitFor(ctx, func(s sink.Stats) bool { return s.Accepted >= k }); err != nil {
