@@ -56,27 +56,35 @@ func (a *app) relayFenced(ctx context.Context, cfg *settings, log *slog.Logger, 
 		if !errors.Is(err, relay.ErrFenced) || ctx.Err() != nil {
 			return err
 		}
+		wait := fenceRejoin
 		if f.add(time.Now()) {
-			collision := fmt.Errorf("%w: fenced %d times within %s: another live process uses transactional id %q (two processes on one host share the default id %s<host name>, or two replicas were given one kafka.transactional_id or kafka.instance_id); this process stops relaying so the other runs undisturbed: give each replica its own kafka.instance_id or kafka.transactional_id, then restart this one",
-				ErrTransactionalIDCollision, len(f.at), fenceWindow, id, cfg.Kafka.TransactionalIDPrefix)
+			collision := fmt.Errorf("%w: fenced %d times within %s: another live process uses transactional id %q (two processes on one host share the default id %s<host name>, or two replicas were given one kafka.transactional_id or kafka.instance_id); this process stops relaying so the other runs undisturbed, and tries again in %s: give each replica its own kafka.instance_id or kafka.transactional_id, then restart this one",
+				ErrTransactionalIDCollision, len(f.at), fenceWindow, id, cfg.Kafka.TransactionalIDPrefix, fenceWindow)
 			cause := collision.Error()
 			problem.Store(&cause)
 			log.Error("transactional id collision: relaying stopped", "transactional_id", id, "cause", cause)
-			<-ctx.Done()
-			return collision
+			// The other holder may be gone by then (a zombie that died, or fences that
+			// were something else): start again, with the count begun anew.
+			wait, f = fenceWindow, fences{}
+			err = collision
+		} else {
+			rebuilding := fmt.Sprintf("fenced (%d of %d within %s): starting again with a new producer", len(f.at), fenceLimit, fenceWindow)
+			problem.Store(&rebuilding)
+			log.Warn("fenced: another producer initialized this replica's transactional id; starting again with a new producer (a newer process of this replica fences this one for good)",
+				"transactional_id", id, "fences", len(f.at), "collision_after", fenceLimit, "err", err)
+			err = nil
 		}
-		rebuilding := fmt.Sprintf("fenced (%d of %d within %s): starting again with a new producer", len(f.at), fenceLimit, fenceWindow)
-		problem.Store(&rebuilding)
-		log.Warn("fenced: another producer initialized this replica's transactional id; starting again with a new producer (a newer process of this replica fences this one for good)",
-			"transactional_id", id, "fences", len(f.at), "collision_after", fenceLimit, "err", err)
 		select {
-		case <-ctx.Done(): // stopped while fenced: a clean stop
-			return nil
-		case <-time.After(fenceRejoin):
-		}
-		r, err := a.buildRelay(ctx, cfg)
-		if err != nil {
+		case <-ctx.Done(): // stopped while fenced: the collision, if it was one, is the exit's cause
 			return err
+		case <-time.After(wait):
+		}
+		r, berr := a.buildRelay(ctx, cfg)
+		if berr != nil {
+			if ctx.Err() != nil {
+				return err // stopped while it was built again
+			}
+			return berr
 		}
 		cur.Store(r)
 		problem.Store(nil)

@@ -169,3 +169,31 @@ func TestRegistryTLSAndCredentials(t *testing.T) {
 		}
 	}
 }
+
+// A registry URL's userinfo is sent as basic auth, never in the URL: an unreachable
+// registry's error (which reaches logs and /readyz) does not quote the password.
+func TestRegistryUserinfoStaysOutOfErrors(t *testing.T) {
+	t.Parallel()
+	const password = "pass/w0rd-uinfo"
+	base := "kafka: {brokers: [k:9092], input_topic: orders}\npartners: {p: {base_url: \"https://x\"}}\n"
+	s, err := wireFile(t, base+"schema_registry: {url: \"HTTP://relay:"+strings.ReplaceAll(password, "/", "%2F")+"@127.0.0.1:9\"}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := s.registryClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = reg.Subjects(context.Background())
+	if err == nil || strings.Contains(err.Error(), "pass") || strings.Contains(err.Error(), "relay:") {
+		t.Fatalf("an unreachable registry's error: %v", err)
+	}
+	for _, body := range []string{
+		"schema_registry: {url: \"https://a:1@r1,https://b:2@r2\"}\n",
+		"schema_registry: {url: \"https://a:1@r1\", bearer_token_file: /dev/null}\n",
+	} {
+		if _, err := wireFile(t, base+body); err == nil || !strings.Contains(err.Error(), "schema_registry.url") {
+			t.Errorf("%s: %v", body, err)
+		}
+	}
+}

@@ -378,10 +378,26 @@ func (s *settings) wireRegistry(environ []string) error {
 	if len(urls) == 0 {
 		return nil
 	}
+	// A URL's userinfo is sent as basic auth and taken out of the URL: the client's
+	// errors quote the request URL, and they reach logs and /readyz.
+	var userinfo *neturl.Userinfo
+	for i, u := range urls {
+		pu, err := neturl.Parse(u)
+		if err != nil || pu.User == nil {
+			continue
+		}
+		if userinfo != nil && userinfo.String() != pu.User.String() {
+			return errors.New("config: schema_registry.url: the URLs carry different userinfo; use schema_registry.basic_auth")
+		}
+		userinfo, pu.User = pu.User, nil
+		urls[i] = pu.String()
+	}
+	if userinfo != nil && (r.BasicAuth.Username != "" || r.BearerTokenFile != "") {
+		return errors.New("config: schema_registry.url: userinfo beside basic_auth or bearer_token_file; set one credential")
+	}
 	// No redirect is followed: a request carries credentials, and a redirect would send
 	// them (or a schema) to another host.
-	s.registry = []sr.ClientOpt{sr.URLs(urls...), sr.HTTPClient(webhook.NoRedirects(&http.Client{Timeout: registryTimeout})),
-		sr.UserAgent("ucprelay/" + buildinfo.String())}
+	s.registry = []sr.ClientOpt{sr.URLs(urls...), sr.UserAgent("ucprelay/" + buildinfo.String())}
 	if t := r.TLS; t.Enabled || t.CAFile != "" || t.CertFile != "" {
 		tc, err := tlsConfig("schema_registry.tls", t)
 		if err != nil {
@@ -412,16 +428,13 @@ func (s *settings) wireRegistry(environ []string) error {
 		s.secrets = append(s.secrets, tok.Reveal())
 		credential = "schema_registry.bearer_token_file"
 	}
-	for _, u := range urls {
-		// A password in a URL's userinfo (sent as basic auth) is a secret too.
-		if pu, err := neturl.Parse(u); err == nil && pu.User != nil {
-			if pw, ok := pu.User.Password(); ok && pw != "" {
-				s.secrets = append(s.secrets, pw)
-			}
-			if credential == "" {
-				credential = "schema_registry.url userinfo"
-			}
+	if userinfo != nil {
+		pw, _ := userinfo.Password()
+		s.registry = append(s.registry, sr.BasicAuth(userinfo.Username(), pw))
+		if pw != "" {
+			s.secrets = append(s.secrets, pw, neturl.QueryEscape(pw), neturl.PathEscape(pw))
 		}
+		credential = "schema_registry.url userinfo"
 	}
 	if credential == "" {
 		return nil
@@ -441,7 +454,8 @@ func (s *settings) registryClient() (*sr.Client, error) {
 	if s.registry == nil {
 		return nil, errors.New("schema_registry.url is not set")
 	}
-	return sr.NewClient(s.registry...)
+	// An http.Client of its own: sr sets the TLS transport into the client it is given.
+	return sr.NewClient(append([]sr.ClientOpt{sr.HTTPClient(webhook.NoRedirects(&http.Client{Timeout: registryTimeout}))}, s.registry...)...)
 }
 
 // certPool reads a PEM bundle of certificate authorities.

@@ -203,6 +203,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	if err := r.checkLayout(ctx); err != nil {
 		r.sess.Close()
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
 		return err
 	}
 	r.runCtx = ctx
@@ -227,6 +230,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			}
 			if fenced(err) {
 				err = fmt.Errorf("%w (kafka.transactional_id %s): %w", ErrFenced, r.cfg.TransactionalID, err)
+				r.setFatal(err) // not ready while it shuts down
 			}
 			return r.shutdown(ctx, err)
 		}
